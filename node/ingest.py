@@ -1,0 +1,484 @@
+"""The ingest pipeline: the one way an op, from a peer, a bundle or a local edit, enters.
+
+Steps, per op, in this order (docs/protocol.md, "Ingest"):
+1. limits and decoding (``oversized``, ``malformed``)
+2. signature over the exact header bytes, then body length and hash (``bad_signature``)
+3. duplicates are counted, not re-processed
+4. kind rules (``invalid``); a frozen (equivocating) author is refused (``equivocation``)
+5. per-author chain: ``seq = height + 1`` and ``backlink = head`` (``bad_backlink``); a seq
+   ahead of the height waits in ``pending`` (gap); another op at a stored seq is
+   equivocation: both are kept as evidence and the author is frozen from that seq
+6. ``deps`` must be known auth ops, else the op waits in ``pending``
+7. authorization as of ``deps`` (``restricted``) and now (soft fail: stored, not applied)
+8. ``y`` ops: written under the author's registered ycid (``ycid_mismatch``), continuing its
+   clock on that doc exactly (``clock_mismatch``), accepted by pycrdt, panics included
+   (``malformed_update``)
+9. everything accepted is written in one transaction, then pending ops it unblocks are
+   retried in the same transaction.
+
+Nothing rejected is stored (except equivocation evidence, in its own table) and only ops
+stored as valid are returned in ``IngestReport.accepted``, the list sync may forward.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from node.crypto.ops import MAX_OP_BYTES, Op, OpKind, decode_header, decode_op, verify_op
+from node.docs import DocCache
+from node.domain.auth import AuthState, Level, decode_auth_body, decode_genesis
+from node.domain.authorize import AuthLog, Verdict, judge, judge_auth, record_required_level
+from node.domain.documents import BindingError, apply_update, check_binding, new_doc
+from node.errors import DecodeError, DocumentError, SignatureError
+from node.replica import Replica
+from node.store.store import STATUS_SOFT_FAILED, STATUS_VALID, OpRow
+
+MAX_PENDING_PER_AUTHOR = 5_000
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+MAX_PROBLEMS = 50
+
+
+class Reason(StrEnum):
+    """Why an op was rejected. Stable strings: they appear in reports and logs."""
+
+    OVERSIZED = "oversized"
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad_signature"
+    INVALID = "invalid"
+    BAD_BACKLINK = "bad_backlink"
+    EQUIVOCATION = "equivocation"
+    RESTRICTED = "restricted"
+    YCID_MISMATCH = "ycid_mismatch"
+    CLOCK_MISMATCH = "clock_mismatch"
+    MALFORMED_UPDATE = "malformed_update"
+    PENDING_FULL = "pending_full"
+
+
+@dataclass
+class IngestReport:
+    """What an ingest call did. ``accepted`` holds the ops stored as valid, in order."""
+
+    added: int = 0
+    soft_failed: int = 0
+    duplicates: int = 0
+    pending: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    accepted: list[Op] = field(default_factory=list)
+
+    def reject(self, op_id: bytes | None, reason: Reason, detail: str) -> None:
+        self.rejected += 1
+        self.reasons[reason.value] += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(
+                {"op": op_id.hex() if op_id else "", "reason": reason.value, "detail": detail}
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "soft_failed": self.soft_failed,
+            "duplicates": self.duplicates,
+            "pending": self.pending,
+            "rejected": self.rejected,
+            "reasons": dict(self.reasons),
+            "problems": self.problems,
+        }
+
+
+class Rejected(Exception):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class Pended(Exception):
+    def __init__(self, why: str, waiting_for: bytes) -> None:
+        super().__init__(why)
+        self.why = why
+        self.waiting_for = waiting_for
+
+
+def chain_key(circle: bytes, author: bytes, seq: int) -> bytes:
+    """The pending-buffer key an op at ``seq + 1`` waits for."""
+    return circle + author + seq.to_bytes(8, "big")
+
+
+def decode_and_verify(wire: bytes) -> Op:
+    """Steps 1-2. Raises Rejected with the reason code."""
+    if len(wire) > MAX_OP_BYTES:
+        raise Rejected(Reason.OVERSIZED, f"op of {len(wire)} bytes exceeds {MAX_OP_BYTES}")
+    try:
+        op = decode_op(wire)
+    except DecodeError as exc:
+        raise Rejected(Reason.MALFORMED, str(exc)) from exc
+    try:
+        verify_op(op)
+    except SignatureError as exc:
+        raise Rejected(Reason.BAD_SIGNATURE, str(exc)) from exc
+    return op
+
+
+async def ingest_ops(replica: Replica, wires: Sequence[bytes]) -> IngestReport:
+    """Run ops from anywhere through the pipeline in one write transaction."""
+    report = IngestReport()
+    ops: list[Op] = []
+    for wire in wires:
+        try:
+            ops.append(decode_and_verify(wire))
+        except Rejected as exc:
+            report.reject(None, exc.reason, exc.detail)
+    async with replica.store.write():
+        try:
+            await replica.refresh()
+            batch = await Batch.start(replica, report)
+            await batch.run(ops)
+        except BaseException:
+            replica.invalidate()
+            raise
+    return report
+
+
+class Batch:
+    """The in-memory overlay of one write transaction; rows are flushed before any read."""
+
+    def __init__(self, replica: Replica, report: IngestReport, next_lseq: int, pending_bytes: int):
+        self.replica = replica
+        self.store = replica.store
+        self.docs: DocCache = replica.docs
+        self.report = report
+        self.next_lseq = next_lseq
+        self.pending_bytes = pending_bytes
+        self.rows: dict[bytes, OpRow] = {}
+        self.dirty_heights: dict[tuple[bytes, bytes], tuple[int, bytes]] = {}
+        self.pending_rows: list[tuple[bytes, bytes, bytes, int, bytes, str, bytes]] = []
+        self.pending_by_author: Counter[tuple[bytes, bytes]] = Counter()
+        self.status_changes: list[tuple[int, bytes]] = []
+        self.released: list[bytes] = []
+        self.seen: set[bytes] = set()
+        self.pended: set[bytes] = set()
+
+    @classmethod
+    async def start(cls, replica: Replica, report: IngestReport) -> Batch:
+        store = replica.store
+        return cls(replica, report, await store.max_lseq() + 1, await store.pending_bytes())
+
+    async def run(self, ops: Sequence[Op]) -> None:
+        known = await self.store.known_op_ids([op.op_id for op in ops])
+        for op in ops:
+            if op.op_id in known or op.op_id in self.seen:
+                self.report.duplicates += 1
+                continue
+            await self.process(op)
+        await self.release_pending()
+        await self.flush()
+        await self.checkpoint_docs()
+
+    async def flush(self) -> None:
+        if self.rows:
+            await self.store.insert_ops(list(self.rows.values()))
+            self.rows.clear()
+        if self.dirty_heights:
+            await self.store.set_heights(self.dirty_heights)
+            self.dirty_heights = {}
+        if self.status_changes:
+            await self.store.set_status(self.status_changes)
+            self.status_changes = []
+        if self.pending_rows:
+            await self.store.add_pending(self.pending_rows)
+            self.pending_rows = []
+
+    async def process(self, op: Op) -> None:
+        self.seen.add(op.op_id)
+        if op.op_id in self.pended:
+            self.pended.discard(op.op_id)
+            self.report.pending -= 1
+        try:
+            await self._process(op)
+        except Rejected as exc:
+            self.report.reject(op.op_id, exc.reason, exc.detail)
+        except Pended as exc:
+            await self._pend(op, exc)
+
+    async def _pend(self, op: Op, pended: Pended) -> None:
+        author_key = (op.circle, op.author)
+        wire = op.wire()
+        in_store = await self.store.pending_count(op.circle, op.author)
+        if (
+            in_store + self.pending_by_author[author_key] >= MAX_PENDING_PER_AUTHOR
+            or self.pending_bytes + len(wire) > MAX_PENDING_BYTES
+        ):
+            self.report.reject(op.op_id, Reason.PENDING_FULL, "too many ops waiting; sync later")
+            return
+        self.pending_bytes += len(wire)
+        self.pending_by_author[author_key] += 1
+        self.pending_rows.append(
+            (op.op_id, op.circle, op.author, op.seq, wire, pended.why, pended.waiting_for)
+        )
+        self.pended.add(op.op_id)
+        self.report.pending += 1
+
+    async def release_pending(self) -> None:
+        """Retry pending ops whose missing predecessor, dep or circle has arrived."""
+        while self.released:
+            keys, self.released = self.released, []
+            if self.pending_rows:
+                await self.store.add_pending(self.pending_rows)
+                self.pending_rows = []
+            rows = await self.store.pending_waiting_for(keys)
+            if not rows:
+                continue
+            await self.store.drop_pending([op_id for op_id, _ in rows])
+            for op_id, wire in rows:
+                self.pending_bytes -= len(wire)
+                if op_id in self.seen and op_id not in self.pended:
+                    continue
+                try:
+                    op = decode_and_verify(wire)
+                except Rejected as exc:
+                    self.report.reject(op_id, exc.reason, exc.detail)
+                    continue
+                self.seen.discard(op.op_id)
+                await self.process(op)
+
+    # ---- the per-op pipeline ------------------------------------------------------------
+
+    async def _process(self, op: Op) -> None:
+        header = op.header
+        circle = op.circle
+        circles = await self.replica.circles()
+        if op.kind is OpKind.GENESIS:
+            self._check_genesis(op)
+        elif circle not in circles:
+            raise Pended("unknown_circle", circle)
+        if (circle, op.author) in await self.replica.frozen():
+            raise Rejected(Reason.EQUIVOCATION, "author is frozen here after equivocating")
+        heights = await self.replica.heights(circle) if circle in circles else {}
+        height, head = heights.get(op.author, (0, None))
+        if header.seq <= height:
+            await self._equivocation(op)
+            raise Rejected(Reason.EQUIVOCATION, f"a different op already holds seq {header.seq}")
+        if header.seq > height + 1:
+            raise Pended("gap", chain_key(circle, op.author, header.seq - 1))
+        if header.backlink != head:
+            raise Rejected(Reason.BAD_BACKLINK, "backlink does not match the author's chain")
+        if op.kind is OpKind.GENESIS:
+            await self._accept_genesis(op)
+            return
+        log = await self.replica.auth_log(circle)
+        missing = log.missing(tuple(header.deps))
+        if missing:
+            raise Pended("missing_deps", missing[0])
+        if op.kind is OpKind.AUTH:
+            status = await self._authorize_auth(op, log)
+            self._accept(op, status)
+        elif op.kind is OpKind.Y:
+            await self._accept_y(op, log)
+        else:
+            status = self._authorize_record(op, log)
+            self._accept(op, status)
+
+    def _check_genesis(self, op: Op) -> None:
+        header = op.header
+        if header.seq != 1 or header.backlink is not None or header.deps or header.doc:
+            raise Rejected(Reason.INVALID, "a genesis op is seq 1 with no backlink, deps or doc")
+        try:
+            genesis = decode_genesis(op.body)
+        except DecodeError as exc:
+            raise Rejected(Reason.MALFORMED, str(exc)) from exc
+        if genesis.ycid != header.ycid:
+            raise Rejected(Reason.INVALID, "genesis ycid differs from its header")
+
+    async def _accept_genesis(self, op: Op) -> None:
+        circle = op.circle
+        log = AuthLog(circle)
+        log.add(op.op_id, op.author, 1, (), decode_genesis(op.body))
+        self.replica.install_circle(circle, log)
+        self._accept(op, STATUS_VALID)
+        self.released.append(circle)
+
+    async def _authorize_auth(self, op: Op, log: AuthLog) -> int:
+        if op.header.doc is not None:
+            raise Rejected(Reason.INVALID, "an auth op has no doc")
+        try:
+            body = decode_auth_body(op.body)
+        except DecodeError as exc:
+            raise Rejected(Reason.MALFORMED, str(exc)) from exc
+        deps = tuple(op.header.deps)
+        if (
+            judge_auth(log, author=op.author, seq=op.seq, deps=deps, body=body)
+            is Verdict.RESTRICTED
+        ):
+            raise Rejected(Reason.RESTRICTED, "the author may not make this change")
+        before = log.full()
+        log.add(op.op_id, op.author, op.seq, deps, body)
+        after = log.full()
+        await self._reconcile(op.circle, log, before, after, new_op=op.op_id)
+        return STATUS_VALID if op.op_id in after.applied else STATUS_SOFT_FAILED
+
+    def _authorize_record(self, op: Op, log: AuthLog) -> int:
+        if op.header.doc is not None:
+            raise Rejected(Reason.INVALID, "a record op has no doc")
+        try:
+            needed = record_required_level(op.body)
+        except DecodeError as exc:
+            raise Rejected(Reason.MALFORMED, str(exc)) from exc
+        return self._verdict(op, log, needed)
+
+    def _verdict(self, op: Op, log: AuthLog, needed: Level) -> int:
+        verdict = judge(
+            log, author=op.author, seq=op.seq, deps=tuple(op.header.deps), needed=needed
+        )
+        if verdict is Verdict.RESTRICTED:
+            raise Rejected(Reason.RESTRICTED, f"the author lacks {needed.name.lower()} access")
+        return STATUS_VALID if verdict is Verdict.VALID else STATUS_SOFT_FAILED
+
+    async def _accept_y(self, op: Op, log: AuthLog) -> None:
+        header = op.header
+        doc = header.doc
+        if doc is None or header.ycid == 0:
+            raise Rejected(Reason.INVALID, "a y op names its doc and ycid")
+        status = self._verdict(op, log, Level.WRITE)
+        if log.full().ycid_of(op.author) != header.ycid:
+            raise Rejected(Reason.YCID_MISMATCH, "ycid is not the one registered for the author")
+        if self.docs.cached(op.circle, doc) is None:
+            await self.flush()  # the doc loads from the store: it must see this batch
+        expected = await self.replica.y_end(op.circle, doc, op.author)
+        try:
+            binding = check_binding(op.body, header.ycid, expected)
+        except DecodeError as exc:
+            raise Rejected(Reason.MALFORMED_UPDATE, str(exc)) from exc
+        except BindingError as exc:
+            raise Rejected(Reason(exc.code), str(exc)) from exc
+        lseq = self.next_lseq
+        try:
+            if status == STATUS_VALID:
+                entry = await self.docs.get(op.circle, doc)
+                self.docs.apply(entry, lseq, op.body)
+            else:
+                apply_update(new_doc(), op.body)
+        except DocumentError as exc:
+            self.docs.evict(op.circle, doc)
+            raise Rejected(Reason.MALFORMED_UPDATE, str(exc)) from exc
+        self.replica.set_y_end(op.circle, doc, op.author, binding.end)
+        self._accept(op, status, binding.start, binding.end)
+
+    def _accept(
+        self, op: Op, status: int, y_start: int | None = None, y_end: int | None = None
+    ) -> None:
+        header = op.header
+        row = OpRow(
+            self.next_lseq,
+            op.op_id,
+            op.circle,
+            op.author,
+            header.seq,
+            int(op.kind),
+            header.doc,
+            op.header_bytes,
+            op.sig,
+            op.body,
+            status,
+            y_start,
+            y_end,
+        )
+        self.next_lseq += 1
+        self.rows[op.op_id] = row
+        self.replica.set_height(op.circle, op.author, header.seq, op.op_id)
+        self.dirty_heights[(op.circle, op.author)] = (header.seq, op.op_id)
+        self.released.append(op.op_id)
+        self.released.append(chain_key(op.circle, op.author, header.seq))
+        if status == STATUS_VALID:
+            self.report.added += 1
+            self.report.accepted.append(op)
+        else:
+            self.report.soft_failed += 1
+
+    # ---- consequences of auth changes and equivocation ---------------------------------
+
+    async def _reconcile(
+        self, circle: bytes, log: AuthLog, before: AuthState, after: AuthState, new_op: bytes
+    ) -> None:
+        """Re-judge stored ops whose validity an auth change may have flipped."""
+        await self.flush()
+        for row in await self.store.auth_ops(circle):
+            if row.op_id == new_op:
+                continue
+            want = STATUS_VALID if row.op_id in after.applied else STATUS_SOFT_FAILED
+            self._set_status(row, want)
+        changed = {
+            key
+            for key in set(before.keys) | set(after.keys)
+            if _key_signature(before, key) != _key_signature(after, key)
+        }
+        for author in changed:
+            for row in await self.store.ops_by_author(circle, author):
+                if row.kind not in (OpKind.Y, OpKind.RECORD) or row.status > STATUS_SOFT_FAILED:
+                    continue
+                needed = Level.WRITE if row.kind == OpKind.Y else record_required_level(row.body)
+                deps = tuple(_deps_of(row))
+                verdict = judge(log, author=author, seq=row.seq, deps=deps, needed=needed)
+                self._set_status(
+                    row, STATUS_VALID if verdict is Verdict.VALID else STATUS_SOFT_FAILED
+                )
+
+    def _set_status(self, row: OpRow, status: int) -> None:
+        if row.status == status:
+            return
+        self.status_changes.append((status, row.op_id))
+        if row.kind == OpKind.Y and row.doc is not None:
+            self._forget_doc(row.circle, row.doc)
+        if status != STATUS_VALID:
+            self.report.accepted = [op for op in self.report.accepted if op.op_id != row.op_id]
+
+    def _forget_doc(self, circle: bytes, doc: bytes) -> None:
+        self.docs.evict(circle, doc)
+        self.replica.stale_checkpoints.add((circle, doc))
+
+    async def _equivocation(self, op: Op) -> None:
+        """Keep both ops as evidence, freeze the author from that seq, undo its effects."""
+        await self.flush()
+        circle, author, seq = op.circle, op.author, op.seq
+        log = await self.replica.auth_log(circle)
+        before = log.full()
+        other = await self.store.op_id_at(circle, author, seq)
+        demoted = await self.store.ops_by_author(circle, author, min_seq=seq)
+        await self.store.add_evidence(circle, author, seq, op.op_id, op.wire(), other or b"")
+        self.replica.freeze(circle, author, seq)
+        for row in demoted:
+            if row.kind == OpKind.Y and row.doc is not None:
+                self._forget_doc(circle, row.doc)
+        dropped = {r.op_id for r in demoted}
+        self.report.accepted = [o for o in self.report.accepted if o.op_id not in dropped]
+        auth_ids = {r.op_id for r in demoted if r.kind in (OpKind.GENESIS, OpKind.AUTH)}
+        if auth_ids:
+            log.discard(auth_ids)
+            await self._reconcile(circle, log, before, log.full(), new_op=b"")
+
+    async def checkpoint_docs(self) -> None:
+        stale = self.replica.stale_checkpoints
+        if stale:
+            await self.store.drop_checkpoints(stale)
+            stale.clear()
+        for circle, doc, entry in self.docs.due_checkpoints():
+            await self.store.save_checkpoint(
+                circle, doc, bytes(entry.doc.get_update()), entry.covers
+            )
+            entry.since_checkpoint = 0
+
+
+def _key_signature(state: AuthState, key: bytes) -> tuple[Any, ...] | None:
+    ks = state.keys.get(key)
+    if ks is None:
+        return None
+    return (tuple(ks.boundaries), tuple(ks.levels), ks.ycid)
+
+
+def _deps_of(row: OpRow) -> list[bytes]:
+    return decode_header(row.header).deps

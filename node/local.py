@@ -1,0 +1,198 @@
+"""Local edits: the acting member signs a new op, which then takes the ingest pipeline.
+
+Each function runs in one write transaction: it reads the member's height, head and the
+circle's auth heads, signs the op and ingests it, so two processes sharing the store can
+never hand out the same seq. A local op that the pipeline refuses raises with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+
+from node.crypto.ops import Op, OpKind, Signer, make_op
+from node.domain.auth import AuthBody, Genesis, Level, SetMember, encode_body
+from node.domain.documents import YDoc, edit_as
+from node.errors import AuthorizationError, NodeError, NotFound
+from node.ingest import Batch, IngestReport
+from node.replica import Replica
+
+MAX_YCID = 2**53 - 1
+
+
+def new_ycid() -> int:
+    """A random Yjs client id for a key joining a circle (collisions are refused)."""
+    return secrets.randbelow(MAX_YCID) + 1
+
+
+async def _commit(
+    replica: Replica,
+    build: Callable[[int, bytes | None, list[bytes]], Op],
+    circle: bytes | None,
+    author: bytes,
+) -> Op:
+    report = IngestReport()
+    async with replica.store.write():
+        try:
+            await replica.refresh()
+            deps: list[bytes] = []
+            height, head = 0, None
+            if circle is not None:
+                if circle not in await replica.circles():
+                    raise NotFound(f"this node does not hold circle {circle.hex()}")
+                height, head = (await replica.heights(circle)).get(author, (0, None))
+                deps = (await replica.auth_log(circle)).heads()[:20]
+            op = build(height + 1, head, deps)
+            batch = await Batch.start(replica, report)
+            await batch.run([op])
+        except BaseException:
+            replica.invalidate()
+            raise
+    if report.rejected:
+        problem = report.problems[0]
+        if problem["reason"] == "restricted":
+            raise AuthorizationError(f"not allowed: {problem['detail']}")
+        raise NodeError(f"the op was refused ({problem['reason']}): {problem['detail']}")
+    if report.soft_failed:
+        raise AuthorizationError("not allowed: your access was revoked in this circle")
+    return op
+
+
+async def create_circle(
+    replica: Replica,
+    key: Signer,
+    *,
+    name: str,
+    creator_name: str,
+    home: bytes,
+    purpose: str = "",
+    parent: bytes | None = None,
+) -> bytes:
+    """Sign a genesis op; the new circle's id is the first 16 bytes of its op id."""
+    ycid = new_ycid()
+    genesis = Genesis(
+        name=name,
+        creator_name=creator_name,
+        home=home,
+        ycid=ycid,
+        nonce=os.urandom(16),
+        purpose=purpose,
+        parent=parent,
+    )
+
+    def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+        return make_op(
+            key,
+            kind=OpKind.GENESIS,
+            circle=bytes(16),
+            seq=1,
+            backlink=None,
+            body=encode_body(genesis),
+            ycid=ycid,
+            ts=int(time.time()),
+        )
+
+    op = await _commit(replica, build, None, key.public)
+    return op.circle
+
+
+async def author_auth(replica: Replica, key: Signer, circle: bytes, body: AuthBody) -> Op:
+    """Sign and ingest an auth op (membership, device, hosting)."""
+
+    def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+        return make_op(
+            key,
+            kind=OpKind.AUTH,
+            circle=circle,
+            seq=seq,
+            backlink=head,
+            deps=deps,
+            body=encode_body(body),
+            ts=int(time.time()),
+        )
+
+    return await _commit(replica, build, circle, key.public)
+
+
+async def add_member(
+    replica: Replica,
+    key: Signer,
+    circle: bytes,
+    *,
+    member: bytes,
+    name: str,
+    level: Level,
+    home: bytes | None,
+    decision: bytes | None = None,
+) -> Op:
+    """Add a member (or change its level), cutting its keys at the heights we hold."""
+    state = await replica.auth_state(circle)
+    heights = await replica.heights(circle)
+    known = state.keys.get(member)
+    cuts = {
+        author: heights.get(author, (0, b""))[0]
+        for author, ks in state.keys.items()
+        if ks.member == member
+    }
+    body = SetMember(
+        member=member,
+        level=level,
+        name=name,
+        cuts=cuts,
+        home=home,
+        ycid=None if known else new_ycid(),
+        decision=decision,
+    )
+    return await author_auth(replica, key, circle, body)
+
+
+async def author_record(replica: Replica, key: Signer, circle: bytes, body: bytes) -> Op:
+    """Sign and ingest a record (a msgpack map with a ``t`` field)."""
+
+    def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+        return make_op(
+            key,
+            kind=OpKind.RECORD,
+            circle=circle,
+            seq=seq,
+            backlink=head,
+            deps=deps,
+            body=body,
+            ts=int(time.time()),
+        )
+
+    return await _commit(replica, build, circle, key.public)
+
+
+async def edit_doc(
+    replica: Replica,
+    key: Signer,
+    circle: bytes,
+    doc: bytes,
+    change: Callable[[YDoc], None],
+) -> Op:
+    """Make ``change`` to a circle doc as the acting member; it becomes a signed ``y`` op."""
+    state = await replica.auth_state(circle)
+    ycid = state.ycid_of(key.public)
+    if ycid is None:
+        raise AuthorizationError("you are not a member of this circle")
+    current = await replica.doc(circle, doc)
+    update = edit_as(current, ycid, change)
+
+    def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+        return make_op(
+            key,
+            kind=OpKind.Y,
+            circle=circle,
+            seq=seq,
+            backlink=head,
+            deps=deps,
+            body=update,
+            doc=doc,
+            ycid=ycid,
+            ts=int(time.time()),
+        )
+
+    return await _commit(replica, build, circle, key.public)
