@@ -77,32 +77,29 @@ def blake2b_256(data: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """A decoded op. ``header_bytes`` and ``sig`` are kept verbatim."""
+    """A decoded op. ``header_bytes`` and ``sig`` are kept verbatim.
+
+    ``circle`` is the circle the op belongs to: the header's, or for a genesis op the
+    first 16 bytes of its own op id.
+    """
 
     header: Header
     header_bytes: bytes
     sig: bytes
     body: bytes
     op_id: bytes
+    circle: bytes
+    author: bytes
+    seq: int
+    kind: OpKind
 
-    @property
-    def circle(self) -> bytes:
-        """The circle this op belongs to (for a genesis op: derived from its op id)."""
-        if self.header.kind is OpKind.GENESIS:
-            return self.op_id[:16]
-        return self.header.circle
-
-    @property
-    def author(self) -> bytes:
-        return self.header.author
-
-    @property
-    def seq(self) -> int:
-        return self.header.seq
-
-    @property
-    def kind(self) -> OpKind:
-        return self.header.kind
+    @classmethod
+    def build(cls, header: Header, header_bytes: bytes, sig: bytes, body: bytes) -> Op:
+        op_id = blake2b_256(header_bytes + sig)
+        circle = op_id[:16] if header.kind is OpKind.GENESIS else header.circle
+        return cls(
+            header, header_bytes, sig, body, op_id, circle, header.author, header.seq, header.kind
+        )
 
     def wire(self) -> bytes:
         """The op as sent and stored: msgpack ``[header_bytes, sig, body]``."""
@@ -142,7 +139,7 @@ def op_from_parts(header_bytes: bytes, sig: bytes, body: bytes) -> Op:
     if len(sig) != 64:
         raise DecodeError("op signature must be 64 bytes")
     header = decode_header(header_bytes)
-    return Op(header, header_bytes, sig, body, blake2b_256(header_bytes + sig))
+    return Op.build(header, header_bytes, sig, body)
 
 
 def verify_op(op: Op) -> None:
@@ -196,4 +193,4 @@ def make_op(
     )
     header_bytes = _header_encoder.encode(header)
     sig = signer.sign(SIGN_CONTEXT + header_bytes)
-    return Op(header, header_bytes, sig, body, blake2b_256(header_bytes + sig))
+    return Op.build(header, header_bytes, sig, body)
