@@ -46,6 +46,11 @@ and nothing but ``DecodeError`` is ever raised):
 * counts never exceed what the remaining bytes could hold; at most ``max_structs``
   structs in total; Any values nest at most 64 deep; strings are valid UTF-8.
 
+Note for callers: yrs puts the doc's *whole* delete set into every update, incremental
+ones included, so ``deletes`` lists old deletions too; only ``ranges`` is "what is new".
+A summary proves what the bytes say, not that Yrs can integrate them (an item may still
+wait on missing origins, and applying can still fail): keep treating apply as fallible.
+
 Deliberately refused although the wire format allows them (Yrs reads them differently
 from Yjs, or cannot decode them at all, and pycrdt never writes them):
 
@@ -71,6 +76,8 @@ _U32 = 0xFFFFFFFF
 _MAX_CLIENT = (1 << 53) - 1
 _MAX_ANY_DEPTH = 64
 _JSON_LITERALS = frozenset((b"true", b"false", b"null"))
+_HIGH_BIT = bytes(i >> 7 for i in range(256))
+_VARUINT_CACHE: dict[bytes, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,36 @@ class UpdateSummary:
     ranges: tuple[ClientRange, ...]  # one per client block, in encoded order
     deletes: tuple[tuple[int, int, int], ...]  # (client, clock, len) from the delete set
     has_skips: bool  # whether Skip structs (ref 10) appear
+
+
+# Frozen-dataclass __init__ goes through object.__setattr__ once per field, which costs
+# about as much as parsing a small update. The parser builds its results through the slot
+# descriptors instead: same objects (eq/hash/repr unchanged), half the cost.
+_new = object.__new__
+_set_client = vars(ClientRange)["client"].__set__
+_set_start = vars(ClientRange)["start"].__set__
+_set_length = vars(ClientRange)["length"].__set__
+_set_ranges = vars(UpdateSummary)["ranges"].__set__
+_set_deletes = vars(UpdateSummary)["deletes"].__set__
+_set_has_skips = vars(UpdateSummary)["has_skips"].__set__
+
+
+def _client_range(client: int, start: int, length: int) -> ClientRange:
+    r: ClientRange = _new(ClientRange)
+    _set_client(r, client)
+    _set_start(r, start)
+    _set_length(r, length)
+    return r
+
+
+def _update_summary(
+    ranges: tuple[ClientRange, ...], deletes: tuple[tuple[int, int, int], ...], has_skips: bool
+) -> UpdateSummary:
+    s: UpdateSummary = _new(UpdateSummary)
+    _set_ranges(s, ranges)
+    _set_deletes(s, deletes)
+    _set_has_skips(s, has_skips)
+    return s
 
 
 # --------------------------------------------------------------------------- helpers
@@ -114,6 +151,33 @@ def _varuint_tail(data: bytes, pos: int, first: int, limit: int) -> tuple[int, i
             raise DecodeError("varuint does not fit in 64 bits")
         raise DecodeError(f"integer out of range: {value}")
     return value, pos
+
+
+def _varuint_long(data: bytes, hi: bytes, pos: int, limit: int) -> tuple[int, int]:
+    """Read a multi-byte varuint starting at ``pos`` (``hi`` is ``data``'s high-bit map).
+
+    Client ids are 5-8 byte varuints that recur in every op, so decoded values are
+    memoised by their raw bytes.
+    """
+    end = hi.find(0, pos) + 1
+    if not end:
+        raise DecodeError("update is truncated")
+    if end - pos > 10:
+        raise DecodeError("varuint longer than 10 bytes")
+    raw = data[pos:end]
+    value = _VARUINT_CACHE.get(raw)
+    if value is None:
+        value = 0
+        for shift, b in zip(range(0, 70, 7), raw, strict=False):
+            value |= (b & 0x7F) << shift
+        if value >> 64:
+            raise DecodeError("varuint does not fit in 64 bits")
+        if len(_VARUINT_CACHE) >= 4096:
+            _VARUINT_CACHE.clear()
+        _VARUINT_CACHE[raw] = value
+    if value > limit:
+        raise DecodeError(f"integer out of range: {value}")
+    return value, end
 
 
 def _skip_str(data: bytes, pos: int, n: int) -> int:
@@ -264,10 +328,9 @@ def _skip_id(data: bytes, pos: int) -> int:
 def summarize_update(data: bytes, *, max_structs: int = 100_000) -> UpdateSummary:
     """Walk a whole v1 update and summarise it; raise ``DecodeError`` if it is malformed."""
     if type(data) is not bytes:
-        if isinstance(data, bytearray | memoryview):
-            data = bytes(data)
-        else:
+        if not isinstance(data, bytes | bytearray | memoryview):
             raise DecodeError("an update must be bytes")
+        data = bytes(data)
     try:
         return _summarize(data, max_structs)
     except IndexError:
@@ -279,7 +342,9 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
     # Reading past the end raises IndexError (turned into DecodeError by the caller);
     # slices never raise, so every slice end is checked against n explicitly.
     n = len(data)
-    vt = _varuint_tail
+    hi = data.translate(_HIGH_BIT)  # 1 where a varuint continues, 0 where one ends
+    hfind = hi.find
+    vl = _varuint_long
     skip_str = _skip_str
     u32 = _U32
     max_client = _MAX_CLIENT
@@ -288,7 +353,7 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
     n_clients = data[0]
     pos = 1
     if n_clients >= 0x80:
-        n_clients, pos = vt(data, pos, n_clients, u32)
+        n_clients, pos = vl(data, hi, pos - 1, u32)
     if n_clients * 3 > n - pos:
         raise DecodeError("client count exceeds the remaining bytes")
     ranges: list[ClientRange] = []
@@ -299,15 +364,15 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
         n_structs = data[pos]
         pos += 1
         if n_structs >= 0x80:
-            n_structs, pos = vt(data, pos, n_structs, u32)
+            n_structs, pos = vl(data, hi, pos - 1, u32)
         client = data[pos]
         pos += 1
         if client >= 0x80:
-            client, pos = vt(data, pos, client, max_client)
+            client, pos = vl(data, hi, pos - 1, max_client)
         start = data[pos]
         pos += 1
         if start >= 0x80:
-            start, pos = vt(data, pos, start, u32)
+            start, pos = vl(data, hi, pos - 1, u32)
         if not n_structs:
             raise DecodeError("empty client block")
         total_structs += n_structs
@@ -324,24 +389,35 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
             pos += 1
             if info & 0xC0:
                 # Left and/or right origin IDs. Only bounds matter, not values: a client
-                # varuint of <= 7 bytes is < 2**49, a clock of <= 4 bytes is < 2**28;
-                # longer ones go through the exact check.
-                for _ in range((info >> 7) + ((info >> 6) & 1)):
+                # varuint of 8 bytes is < 2**53 iff its last byte is < 0x10, a clock of 5
+                # bytes is < 2**32 iff its last byte is < 0x10; shorter ones always fit.
+                if info & 0x80:  # left origin
                     if data[pos] >= 0x80:
-                        end = pos + 1
-                        while data[end] >= 0x80:
-                            end += 1
-                        if end - pos >= 7:
-                            vt(data, pos + 1, data[pos], max_client)
+                        end = hfind(0, pos)
+                        if end < 0 or end - pos > 7 or (end - pos == 7 and data[end] > 0x0F):
+                            vl(data, hi, pos, max_client)  # the exact check
                         pos = end + 1
                     else:
                         pos += 1
                     if data[pos] >= 0x80:
-                        end = pos + 1
-                        while data[end] >= 0x80:
-                            end += 1
-                        if end - pos >= 4:
-                            vt(data, pos + 1, data[pos], u32)
+                        end = hfind(0, pos)
+                        if end < 0 or end - pos > 4 or (end - pos == 4 and data[end] > 0x0F):
+                            vl(data, hi, pos, u32)  # the exact check
+                        pos = end + 1
+                    else:
+                        pos += 1
+                if info & 0x40:  # right origin
+                    if data[pos] >= 0x80:
+                        end = hfind(0, pos)
+                        if end < 0 or end - pos > 7 or (end - pos == 7 and data[end] > 0x0F):
+                            vl(data, hi, pos, max_client)  # the exact check
+                        pos = end + 1
+                    else:
+                        pos += 1
+                    if data[pos] >= 0x80:
+                        end = hfind(0, pos)
+                        if end < 0 or end - pos > 4 or (end - pos == 4 and data[end] > 0x0F):
+                            vl(data, hi, pos, u32)  # the exact check
                         pos = end + 1
                     else:
                         pos += 1
@@ -349,7 +425,7 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
                 ln = data[pos]
                 pos += 1
                 if ln >= 0x80:
-                    ln, pos = vt(data, pos, ln, u32)
+                    ln, pos = vl(data, hi, pos - 1, u32)
                 if not ln:
                     raise DecodeError("zero-length GC/Skip struct")
                 length += ln
@@ -372,7 +448,7 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
                 ln = data[pos]
                 pos += 1
                 if ln >= 0x80:
-                    ln, pos = vt(data, pos, ln, u32)
+                    ln, pos = vl(data, hi, pos - 1, u32)
                 end = pos + ln
                 if end > n:
                     raise DecodeError("string runs past the end")
@@ -390,7 +466,7 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
                 cnt = data[pos]
                 pos += 1
                 if cnt >= 0x80:
-                    cnt, pos = vt(data, pos, cnt, u32)
+                    cnt, pos = vl(data, hi, pos - 1, u32)
                 if cnt > n - pos:
                     raise DecodeError("value count exceeds the remaining bytes")
                 for _ in range(cnt):
@@ -410,7 +486,7 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
                 ln = data[pos]
                 pos += 1
                 if ln >= 0x80:
-                    ln, pos = vt(data, pos, ln, u32)
+                    ln, pos = vl(data, hi, pos - 1, u32)
                 length += ln
             elif ref == 7:  # Type
                 type_ref = data[pos]
@@ -440,13 +516,13 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
                 raise DecodeError(f"unsupported content ref {ref}")
         if start + length > u32:
             raise DecodeError("clock overflows 32 bits")
-        ranges.append(ClientRange(client, start, length))
+        ranges.append(_client_range(client, start, length))
 
     # ---- delete set
     n_clients = data[pos]
     pos += 1
     if n_clients >= 0x80:
-        n_clients, pos = vt(data, pos, n_clients, u32)
+        n_clients, pos = vl(data, hi, pos - 1, u32)
     if n_clients * 2 > n - pos:
         raise DecodeError("delete-set client count exceeds the remaining bytes")
     deletes: list[tuple[int, int, int]] = []
@@ -455,11 +531,11 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
         client = data[pos]
         pos += 1
         if client >= 0x80:
-            client, pos = vt(data, pos, client, max_client)
+            client, pos = vl(data, hi, pos - 1, max_client)
         n_ranges = data[pos]
         pos += 1
         if n_ranges >= 0x80:
-            n_ranges, pos = vt(data, pos, n_ranges, u32)
+            n_ranges, pos = vl(data, hi, pos - 1, u32)
         if n_ranges * 2 > n - pos:
             raise DecodeError("delete range count exceeds the remaining bytes")
         if client in seen:
@@ -469,11 +545,11 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
             clock = data[pos]
             pos += 1
             if clock >= 0x80:
-                clock, pos = vt(data, pos, clock, u32)
+                clock, pos = vl(data, hi, pos - 1, u32)
             ln = data[pos]
             pos += 1
             if ln >= 0x80:
-                ln, pos = vt(data, pos, ln, u32)
+                ln, pos = vl(data, hi, pos - 1, u32)
             if not ln:
                 raise DecodeError("zero-length delete range")
             if clock + ln > u32:
@@ -482,4 +558,4 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
 
     if pos != n:
         raise DecodeError(f"{n - pos} trailing bytes after the update")
-    return UpdateSummary(tuple(ranges), tuple(deletes), has_skips)
+    return _update_summary(tuple(ranges), tuple(deletes), has_skips)
