@@ -142,6 +142,7 @@ async def ingest_ops(replica: Replica, wires: Sequence[bytes]) -> IngestReport:
         except BaseException:
             replica.invalidate()
             raise
+    replica.notify_committed(len(report.accepted))
     return report
 
 
@@ -432,6 +433,7 @@ class Batch:
         if row.status == status:
             return
         self.status_changes.append((status, row.op_id))
+        self.replica.touch(row.circle)
         if row.kind == OpKind.Y and row.doc is not None:
             self._forget_doc(row.circle, row.doc)
         if status != STATUS_VALID:
@@ -451,6 +453,7 @@ class Batch:
         demoted = await self.store.ops_by_author(circle, author, min_seq=seq)
         await self.store.add_evidence(circle, author, seq, op.op_id, op.wire(), other or b"")
         self.replica.freeze(circle, author, seq)
+        self.replica.touch(circle)
         for row in demoted:
             if row.kind == OpKind.Y and row.doc is not None:
                 self._forget_doc(circle, row.doc)

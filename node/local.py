@@ -50,6 +50,7 @@ async def _commit(
         except BaseException:
             replica.invalidate()
             raise
+    replica.notify_committed(len(report.accepted))
     if report.rejected:
         problem = report.problems[0]
         if problem["reason"] == "restricted":

@@ -8,6 +8,7 @@ trusted stale. All changes, remote or local, go through :mod:`node.ingest`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +34,8 @@ class Replica:
         self._circles: set[bytes] | None = None
         self._frozen: dict[tuple[bytes, bytes], int] | None = None
         self.stale_checkpoints: set[tuple[bytes, bytes]] = set()
+        self._forwardable: dict[bytes, dict[bytes, int]] = {}
+        self.committed = asyncio.Event()  # set after every commit that stored valid ops
 
     @classmethod
     @asynccontextmanager
@@ -53,6 +56,7 @@ class Replica:
         self._circles = None
         self._frozen = None
         self.stale_checkpoints.clear()
+        self._forwardable.clear()
 
     async def refresh(self) -> None:
         """Drop caches if another process wrote to the store since we last looked."""
@@ -80,6 +84,34 @@ class Replica:
 
     def set_height(self, circle: bytes, author: bytes, seq: int, head: bytes) -> None:
         self._heights.setdefault(circle, {})[author] = (seq, head)
+        self._forwardable.pop(circle, None)
+
+    def notify_committed(self, stored_valid: int) -> None:
+        """Wake whoever waits for new ops (the live sync broadcaster)."""
+        if stored_valid:
+            self.committed.set()
+
+    def touch(self, circle: bytes) -> None:
+        """Something in ``circle`` changed status: derived sync heights are stale."""
+        self._forwardable.pop(circle, None)
+
+    async def forwardable_heights(self, circle: bytes) -> dict[bytes, int]:
+        """Per author, the highest seq up to which every op is valid: what sync may send.
+
+        Soft-failed and equivocated ops are never forwarded, nor anything after them in
+        the same chain (a peer could not link it)."""
+        await self.refresh()
+        cached = self._forwardable.get(circle)
+        if cached is None:
+            heights = await self.heights(circle)
+            stops = await self.store.first_unforwardable(circle)
+            cached = {
+                author: min(seq, stops.get(author, seq + 1) - 1)
+                for author, (seq, _head) in heights.items()
+            }
+            cached = {author: seq for author, seq in cached.items() if seq > 0}
+            self._forwardable[circle] = cached
+        return cached
 
     def install_circle(self, circle: bytes, log: AuthLog) -> None:
         """A genesis op was accepted in the current transaction."""

@@ -190,6 +190,46 @@ class Store:
         rows = await self._all("SELECT author, seq, head FROM heights WHERE circle = ?", (circle,))
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    async def first_unforwardable(self, circle: bytes) -> dict[bytes, int]:
+        """Per author, the lowest seq stored as anything but valid (soft failed, equivocated)."""
+        rows = await self._all(
+            "SELECT author, MIN(seq) FROM ops WHERE circle = ? AND status != 0 GROUP BY author",
+            (circle,),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def valid_ops_since(
+        self, circle: bytes, heights: dict[bytes, int], limits: dict[bytes, int]
+    ) -> AsyncIterator[tuple[bytes, bytes, bytes, bytes]]:
+        """Valid ops of ``circle`` above ``heights`` and at most ``limits`` per author, in
+        local arrival order (which respects deps): ``(op_id, header, sig, body)``."""
+        async with self.db.execute(
+            "SELECT author, seq, op_id, header, sig, body FROM ops"
+            " WHERE circle = ? AND status = 0 ORDER BY lseq",
+            (circle,),
+        ) as cursor:
+            async for author, seq, op_id, header, sig, body in cursor:
+                if heights.get(author, 0) < seq <= limits.get(author, 0):
+                    yield op_id, header, sig, body
+
+    async def valid_ops_after(
+        self, lseq: int, limit: int = 1000
+    ) -> list[tuple[int, bytes, bytes, bytes, bytes, bytes]]:
+        """Valid ops stored after local position ``lseq``, oldest first:
+        ``(lseq, circle, op_id, header, sig, body)``. What live sync pushes."""
+        return await self._all(
+            "SELECT lseq, circle, op_id, header, sig, body FROM ops"
+            " WHERE lseq > ? AND status = 0 ORDER BY lseq LIMIT ?",
+            (lseq, limit),
+        )
+
+    async def count_ops(self, circle: bytes | None = None) -> int:
+        if circle is None:
+            (n,) = await self._one("SELECT COUNT(*) FROM ops")
+        else:
+            (n,) = await self._one("SELECT COUNT(*) FROM ops WHERE circle = ?", (circle,))
+        return int(n)
+
     async def op_id_at(self, circle: bytes, author: bytes, seq: int) -> bytes | None:
         row = await self._one(
             "SELECT op_id FROM ops WHERE circle = ? AND author = ? AND seq = ?",

@@ -1,0 +1,330 @@
+"""Drives one sync session over a message channel against the local replica.
+
+The sans-IO :class:`SyncSession` does framing and crypto; this module decides what to say:
+which circles the peer may host (read authorization: only circles whose auth log lists the
+peer's node as a host are ever named or sent), digests, heights, and which ops to stream.
+Only ops stored as valid are sent. Received ops go through the one ingest pipeline, one
+committed transaction per OPS frame, so a cut loses at most one frame and the next sync
+resumes from heights.
+
+Flow after the handshake (both sides run the same logic):
+  SUMMARY (one digest over all offered circles)  -> equal on both sides: DONE
+  else OFFER {circle: digest}  -> for every circle whose digests differ: HAVE {author: seq}
+  -> OPS frames answering each HAVE (last one ``more = false``) -> DONE
+then, in live mode, new ops are pushed as ``OPS(live = true)`` until GOING_AWAY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from node.crypto.ops import Signer, encode_wire
+from node.errors import NodeError, ProtocolError
+from node.ingest import ingest_ops
+from node.replica import Replica
+from node.sync.protocol import (
+    MAX_OPS_BYTES,
+    Done,
+    GoingAway,
+    HandshakeComplete,
+    Have,
+    Offer,
+    Ops,
+    SessionEvent,
+    State,
+    Summary,
+    SyncSession,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Channel(Protocol):
+    """A bidirectional message transport (WebSocket, HTTP exchange, in-memory pair)."""
+
+    async def send(self, message: bytes) -> None: ...
+
+    async def receive(self) -> bytes | None:
+        """The next message, or None once the other side closed."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class SyncStats:
+    peer: str = ""
+    ops_sent: int = 0
+    ops_received: int = 0
+    ops_added: int = 0
+    ops_rejected: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    round_trips: int = 0
+    circles: int = 0
+    error: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "peer": self.peer,
+            "ops_sent": self.ops_sent,
+            "ops_received": self.ops_received,
+            "ops_added": self.ops_added,
+            "ops_rejected": self.ops_rejected,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "round_trips": self.round_trips,
+            "error": self.error,
+        }
+
+
+def circle_digest(circle: bytes, heights: dict[bytes, int]) -> bytes:
+    h = hashlib.blake2b(circle, digest_size=16)
+    for author in sorted(heights):
+        h.update(author)
+        h.update(heights[author].to_bytes(8, "big"))
+    return h.digest()
+
+
+def summary_digest(offer: dict[bytes, bytes]) -> bytes:
+    h = hashlib.blake2b(b"circle-node/summary", digest_size=32)
+    for circle in sorted(offer):
+        h.update(circle)
+        h.update(offer[circle])
+    return h.digest()
+
+
+async def offer_for(replica: Replica, peer: bytes) -> dict[bytes, bytes]:
+    """``{circle: digest}`` for every circle the peer's node may host."""
+    offer: dict[bytes, bytes] = {}
+    for circle in sorted(await replica.circles()):
+        state = (await replica.auth_log(circle)).full()
+        if peer in state.hosts():
+            offer[circle] = circle_digest(circle, await replica.forwardable_heights(circle))
+    return offer
+
+
+class PeerSync:
+    """One connection's sync. ``run()`` returns when the session ends."""
+
+    def __init__(
+        self,
+        replica: Replica,
+        node_key: Signer,
+        channel: Channel,
+        *,
+        initiator: bool,
+        expected_peer: bytes | None = None,
+        live: bool = False,
+    ) -> None:
+        self.replica = replica
+        self.channel = channel
+        self.session = SyncSession(node_key, initiator, expected_peer)
+        self.live = live
+        self.stats = SyncStats()
+        self.peer: bytes | None = None
+        self.synced = asyncio.Event()  # initial sync finished both ways
+        self._offer: dict[bytes, bytes] = {}
+        self._to_sync: set[bytes] = set()
+        self._answered: set[bytes] = set()
+        self._received: set[bytes] = set()
+        self._done_sent = False
+        self._peer_done = False
+        self._send_lock = asyncio.Lock()
+        self._from_peer: OrderedDict[bytes, None] = OrderedDict()
+
+    async def run(self) -> SyncStats:
+        try:
+            await self._handshake()
+            await self._start_sync()
+            while self.session.state is State.OPEN:
+                message = await self.channel.receive()
+                if message is None:
+                    if not self.synced.is_set():
+                        raise ProtocolError("the peer closed the connection mid-sync")
+                    break
+                for event in self.session.receive(message):
+                    await self._on_event(event)
+                if self.synced.is_set() and not self.live and self.session.initiator:
+                    await self.close("sync complete")
+        except NodeError as exc:
+            self.stats.error = str(exc)
+            log.warning("sync with %s failed: %s", self._peer_name(), exc)
+        finally:
+            self._count()
+        return self.stats
+
+    async def close(self, reason: str = "") -> None:
+        """Tell the peer we are going away (if the session is open), then close."""
+        if self.session.state is State.OPEN:
+            try:
+                await self._send(GoingAway(reason))
+            except (NodeError, ConnectionError):
+                pass
+        await self.channel.close()
+
+    # ---- phases -------------------------------------------------------------------------
+
+    async def _handshake(self) -> None:
+        if self.session.initiator:
+            await self._raw_send(self.session.start())
+        while self.peer is None:
+            message = await self.channel.receive()
+            if message is None:
+                raise ProtocolError("the peer closed the connection during the handshake")
+            for event in self.session.receive(message):
+                if isinstance(event, HandshakeComplete):
+                    self.peer = event.peer
+            reply = self.session.pending_reply()
+            if reply is not None:
+                await self._raw_send(reply)
+        self.stats.peer = self.peer.hex()
+
+    async def _start_sync(self) -> None:
+        assert self.peer is not None
+        self._offer = await offer_for(self.replica, self.peer)
+        self.stats.circles = len(self._offer)
+        await self._send(Summary(summary_digest(self._offer), len(self._offer)))
+
+    async def _on_event(self, event: HandshakeComplete | SessionEvent) -> None:
+        if isinstance(event, Summary):
+            self.stats.round_trips += 1
+            if event.digest == summary_digest(self._offer) and event.circles == len(self._offer):
+                await self._maybe_done()
+            else:
+                await self._send(Offer(self._offer))
+        elif isinstance(event, Offer):
+            await self._on_offer(event)
+        elif isinstance(event, Have):
+            await self._on_have(event)
+        elif isinstance(event, Ops):
+            await self._on_ops(event)
+        elif isinstance(event, Done):
+            self._peer_done = True
+            self._check_synced()
+        elif isinstance(event, GoingAway):
+            log.info("%s is going away: %s", self._peer_name(), event.reason or "no reason")
+
+    async def _on_offer(self, offer: Offer) -> None:
+        self.stats.round_trips += 1
+        theirs = offer.circles
+        mine = self._offer
+        self._to_sync = {c for c in set(mine) | set(theirs) if mine.get(c) != theirs.get(c)}
+        if self._to_sync:
+            self.stats.round_trips += 1
+        held = await self.replica.circles()
+        for circle in sorted(self._to_sync):
+            heights = await self.replica.forwardable_heights(circle) if circle in held else {}
+            await self._send(Have(circle, heights))
+        await self._maybe_done()
+
+    async def _on_have(self, have: Have) -> None:
+        circle = have.circle
+        if circle in self._offer:  # the peer may host it: send what it lacks
+            await self._stream(circle, dict(have.heights))
+        else:
+            await self._send(Ops(circle, [], more=False))
+        self._answered.add(circle)
+        await self._maybe_done()
+
+    async def _stream(self, circle: bytes, theirs: dict[bytes, int]) -> None:
+        limits = await self.replica.forwardable_heights(circle)
+        batch: list[bytes] = []
+        size = 0
+        async for op_id, header, sig, body in self.replica.store.valid_ops_since(
+            circle, theirs, limits
+        ):
+            wire = encode_wire(header, sig, body)
+            if batch and size + len(wire) > MAX_OPS_BYTES:
+                await self._send(Ops(circle, batch, more=True))
+                batch, size = [], 0
+            batch.append(wire)
+            size += len(wire)
+            self.stats.ops_sent += 1
+        await self._send(Ops(circle, batch, more=False))
+
+    async def _on_ops(self, ops: Ops) -> None:
+        if not ops.live and ops.circle not in self._to_sync:
+            raise ProtocolError("the peer sent ops for a circle we did not ask for")
+        if ops.ops:
+            self.stats.ops_received += len(ops.ops)
+            report = await ingest_ops(self.replica, ops.ops)
+            self.stats.ops_added += report.added
+            self.stats.ops_rejected += report.rejected
+            for reason, n in report.reasons.items():
+                self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + n
+            if report.rejected:
+                log.warning(
+                    "refused %d ops from %s: %s",
+                    report.rejected,
+                    self._peer_name(),
+                    dict(report.reasons),
+                )
+            self._remember(op.op_id for op in report.accepted)
+        if not ops.more and not ops.live:
+            self._received.add(ops.circle)
+            self._check_synced()
+
+    async def _maybe_done(self) -> None:
+        if not self._done_sent and self._answered >= self._to_sync:
+            self._done_sent = True
+            await self._send(Done())
+        self._check_synced()
+
+    def _check_synced(self) -> None:
+        if self._done_sent and self._peer_done and self._received >= self._to_sync:
+            self.synced.set()
+
+    # ---- live push ----------------------------------------------------------------------
+
+    async def push(self, circle: bytes, wires: list[tuple[bytes, bytes]]) -> int:
+        """Push newly stored valid ops ``(op_id, wire)`` if the peer may host ``circle``;
+        ops that came from this peer are not echoed back. Returns how many were sent."""
+        if self.session.state is not State.OPEN or self.peer is None or not self.synced.is_set():
+            return 0
+        state = (await self.replica.auth_log(circle)).full()
+        if self.peer not in state.hosts():
+            return 0
+        fresh = [wire for op_id, wire in wires if op_id not in self._from_peer]
+        sent = 0
+        while fresh:
+            batch, size = [], 0
+            while fresh and (not batch or size + len(fresh[0]) <= MAX_OPS_BYTES):
+                wire = fresh.pop(0)
+                batch.append(wire)
+                size += len(wire)
+            await self._send(Ops(circle, batch, more=False, live=True))
+            sent += len(batch)
+        self.stats.ops_sent += sent
+        return sent
+
+    def _remember(self, op_ids: Iterable[bytes]) -> None:
+        for op_id in op_ids:
+            self._from_peer[op_id] = None
+        while len(self._from_peer) > 10_000:
+            self._from_peer.popitem(last=False)
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    async def _send(self, event: SessionEvent) -> None:
+        async with self._send_lock:
+            await self.channel.send(self.session.send(event))
+
+    async def _raw_send(self, message: bytes) -> None:
+        async with self._send_lock:
+            await self.channel.send(message)
+
+    def _count(self) -> None:
+        counters = self.session.counters
+        self.stats.bytes_sent = counters.bytes_sent
+        self.stats.bytes_received = counters.bytes_received
+
+    def _peer_name(self) -> str:
+        return self.peer.hex()[:12] if self.peer else "peer"

@@ -1,0 +1,320 @@
+"""The sync protocol between two nodes, sans I/O: frames in -> events, events -> frames.
+
+No asyncio, sockets or SQLite here (docs/protocol.md, "Sync"). A transport carries
+*messages* (one WebSocket binary message, or one element of an HTTP exchange); this module
+turns each received message into events and each event to send into one message.
+
+Every state transition lives in ``_ALLOWED``. A session starts in ``HANDSHAKE``; the
+initiator sends HELLO, the responder answers WELCOME (signed), the initiator AUTH (signed).
+From then on every message is sealed (secretstream) and the session is ``OPEN`` until a
+GOING_AWAY is sent or received (``CLOSED``). Any violation raises ProtocolError, after which
+the session is ``FAILED`` and must be dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Annotated
+
+import msgspec
+
+from node.crypto.handshake import (
+    Ephemeral,
+    OpeningStream,
+    SealingStream,
+    session_keys,
+    transcript_hash,
+    verify_transcript,
+)
+from node.crypto.ops import Signer
+from node.errors import ProtocolError, SignatureError
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE = 300 * 1024  # sealed message limit (an OPS frame carries <= 256 KiB of ops)
+MAX_OPS_BYTES = 256 * 1024
+MAX_OFFER = 10_000  # circles per OFFER
+MAX_HEIGHTS = 100_000  # authors per HAVE
+
+
+class FrameType(IntEnum):
+    HELLO = 1
+    WELCOME = 2
+    AUTH = 3
+    SUMMARY = 10
+    OFFER = 11
+    HAVE = 12
+    OPS = 13
+    DONE = 14
+    GOING_AWAY = 15
+
+
+class State(Enum):
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+Bytes16 = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+Bytes32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Sig = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+Nonce = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+StreamHeader = Annotated[bytes, msgspec.Meta(min_length=24, max_length=24)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+# ---- plaintext handshake messages --------------------------------------------------------
+
+
+class Hello(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.HELLO)):
+    version: int
+    node: Bytes32
+    kx: Bytes32
+    nonce: Nonce
+
+
+class Welcome(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.WELCOME)):
+    version: int
+    node: Bytes32
+    kx: Bytes32
+    nonce: Nonce
+    stream: StreamHeader
+    sig: Sig
+
+
+class Auth(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.AUTH)):
+    stream: StreamHeader
+    sig: Sig
+
+
+# ---- sealed session events ---------------------------------------------------------------
+
+
+class Summary(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.SUMMARY)):
+    """One digest over every circle offered to the peer, and how many there are."""
+
+    digest: Bytes32
+    circles: Count
+
+
+class Offer(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.OFFER)):
+    """Per circle the receiver may host: the sender's digest of its heights."""
+
+    circles: Annotated[dict[Bytes16, Bytes16], msgspec.Meta(max_length=MAX_OFFER)]
+
+
+class Have(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.HAVE)):
+    """The sender's heights in one circle: send me what is above these."""
+
+    circle: Bytes16
+    heights: Annotated[dict[Bytes32, Count], msgspec.Meta(max_length=MAX_HEIGHTS)]
+
+
+class Ops(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.OPS)):
+    """Wire ops of one circle; ``more`` until the last frame answering a HAVE."""
+
+    circle: Bytes16
+    ops: list[bytes]
+    more: bool
+    live: bool = False
+
+
+class Done(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.DONE)):
+    """The sender has answered every HAVE of the initial sync."""
+
+
+class GoingAway(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.GOING_AWAY)):
+    reason: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+SessionEvent = Summary | Offer | Have | Ops | Done | GoingAway
+HandshakeMessage = Hello | Welcome | Auth
+
+_handshake_decoder = msgspec.msgpack.Decoder(HandshakeMessage)
+_event_decoder = msgspec.msgpack.Decoder(SessionEvent)
+_encoder = msgspec.msgpack.Encoder()
+
+
+@dataclass(frozen=True)
+class HandshakeComplete:
+    """Emitted once: the peer proved it holds the node key ``peer``."""
+
+    peer: bytes
+
+
+Event = HandshakeComplete | SessionEvent
+
+# Which events may be sent/received while OPEN. HANDSHAKE messages are handled apart.
+_ALLOWED: dict[State, frozenset[type]] = {
+    State.HANDSHAKE: frozenset(),
+    State.OPEN: frozenset({Summary, Offer, Have, Ops, Done, GoingAway}),
+    State.CLOSED: frozenset(),
+    State.FAILED: frozenset(),
+}
+
+
+@dataclass
+class Counters:
+    messages_sent: int = 0
+    messages_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+@dataclass
+class SyncSession:
+    """One side of one connection. ``initiator`` dials; ``expected_peer`` pins the peer key."""
+
+    node_key: Signer
+    initiator: bool
+    expected_peer: bytes | None = None
+    state: State = State.HANDSHAKE
+    peer: bytes | None = None
+    counters: Counters = field(default_factory=Counters)
+    _ephemeral: Ephemeral = field(default_factory=Ephemeral.generate)
+    _hello: bytes = b""
+    _welcome_core: bytes = b""
+    _seal: SealingStream | None = None
+    _open: OpeningStream | None = None
+    _rx: bytes = b""
+    _tx: bytes = b""
+    _reply: bytes = b""
+    _welcome_sig: bytes = b""
+
+    # ---- handshake ----------------------------------------------------------------------
+
+    def start(self) -> bytes:
+        """The initiator's first message (HELLO)."""
+        if not self.initiator or self._hello:
+            raise ProtocolError("only the initiator starts, once")
+        hello = Hello(
+            PROTOCOL_VERSION, self.node_key.public, self._ephemeral.public, self._ephemeral.nonce
+        )
+        self._hello = _encoder.encode(hello)
+        return self._count_out(self._hello)
+
+    def receive(self, message: bytes) -> list[Event]:
+        """Feed one received message; returns the events it carries (and any reply to send
+        is produced by :meth:`pending_reply` during the handshake)."""
+        if self.state in (State.CLOSED, State.FAILED):
+            raise ProtocolError(f"message received on a {self.state.value} session")
+        if len(message) > MAX_MESSAGE:
+            self._fail()
+            raise ProtocolError(f"message of {len(message)} bytes exceeds {MAX_MESSAGE}")
+        self.counters.messages_received += 1
+        self.counters.bytes_received += len(message)
+        try:
+            if self.state is State.HANDSHAKE:
+                return self._receive_handshake(message)
+            return [self._receive_event(message)]
+        except (ProtocolError, SignatureError):
+            self._fail()
+            raise
+
+    def _receive_handshake(self, message: bytes) -> list[Event]:
+        try:
+            frame = _handshake_decoder.decode(message)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"malformed handshake message: {exc}") from exc
+        if isinstance(frame, Hello) and not self.initiator and not self._hello:
+            return self._on_hello(frame, message)
+        if isinstance(frame, Welcome) and self.initiator and self._hello and not self._seal:
+            return self._on_welcome(frame)
+        if isinstance(frame, Auth) and not self.initiator and self._seal:
+            return self._on_auth(frame)
+        raise ProtocolError(f"unexpected {type(frame).__name__} during the handshake")
+
+    def _check_version(self, version: int) -> None:
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(f"peer speaks protocol {version}, we speak {PROTOCOL_VERSION}")
+
+    def _check_peer(self, node: bytes) -> None:
+        if self.expected_peer is not None and node != self.expected_peer:
+            raise ProtocolError("the peer's node key is not the one configured for it")
+        if node == self.node_key.public:
+            raise ProtocolError("connected to ourselves")
+
+    def _on_hello(self, hello: Hello, raw: bytes) -> list[Event]:
+        self._check_version(hello.version)
+        self._check_peer(hello.node)
+        self._hello = raw
+        self._rx, self._tx = session_keys(self._ephemeral, hello.kx, initiator=False)
+        self._seal = SealingStream(self._tx)
+        self.peer = hello.node
+        core = (
+            self.node_key.public,
+            self._ephemeral.public,
+            self._ephemeral.nonce,
+            self._seal.header,
+        )
+        self._welcome_core = _encoder.encode(core)
+        sig = self.node_key.sign(transcript_hash(self._hello, self._welcome_core))
+        self._welcome_sig = sig
+        welcome = Welcome(PROTOCOL_VERSION, *core, sig)
+        self._reply = _encoder.encode(welcome)
+        return []
+
+    def _on_welcome(self, welcome: Welcome) -> list[Event]:
+        self._check_version(welcome.version)
+        self._check_peer(welcome.node)
+        core = (welcome.node, welcome.kx, welcome.nonce, welcome.stream)
+        self._welcome_core = _encoder.encode(core)
+        transcript = transcript_hash(self._hello, self._welcome_core)
+        verify_transcript(welcome.node, transcript, welcome.sig)
+        self._rx, self._tx = session_keys(self._ephemeral, welcome.kx, initiator=True)
+        self._open = OpeningStream(self._rx, welcome.stream)
+        self._seal = SealingStream(self._tx)
+        final = transcript_hash(self._hello, self._welcome_core, welcome.sig, self._seal.header)
+        self._reply = _encoder.encode(Auth(self._seal.header, self.node_key.sign(final)))
+        self.peer = welcome.node
+        self.state = State.OPEN
+        return [HandshakeComplete(welcome.node)]
+
+    def _on_auth(self, auth: Auth) -> list[Event]:
+        assert self.peer is not None
+        final = transcript_hash(self._hello, self._welcome_core, self._welcome_sig, auth.stream)
+        verify_transcript(self.peer, final, auth.sig)
+        self._open = OpeningStream(self._rx, auth.stream)
+        self.state = State.OPEN
+        return [HandshakeComplete(self.peer)]
+
+    def pending_reply(self) -> bytes | None:
+        """The handshake reply to send after :meth:`receive`, if any (once)."""
+        reply, self._reply = self._reply, b""
+        return self._count_out(reply) if reply else None
+
+    # ---- sealed session -----------------------------------------------------------------
+
+    def _receive_event(self, message: bytes) -> Event:
+        assert self._open is not None
+        plaintext = self._open.open(message)
+        try:
+            event: SessionEvent = _event_decoder.decode(plaintext)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"malformed frame: {exc}") from exc
+        if type(event) not in _ALLOWED[self.state]:
+            raise ProtocolError(f"{type(event).__name__} not allowed while {self.state.value}")
+        if isinstance(event, Ops) and sum(len(o) for o in event.ops) > MAX_OPS_BYTES:
+            raise ProtocolError("OPS frame above the size limit")
+        if isinstance(event, GoingAway):
+            self.state = State.CLOSED
+        return event
+
+    def send(self, event: SessionEvent) -> bytes:
+        """Seal one event into a message for the transport."""
+        if self.state is not State.OPEN or self._seal is None:
+            raise ProtocolError(f"cannot send on a {self.state.value} session")
+        if type(event) not in _ALLOWED[self.state]:
+            raise ProtocolError(f"{type(event).__name__} not allowed while {self.state.value}")
+        if isinstance(event, GoingAway):
+            self.state = State.CLOSED
+        return self._count_out(self._seal.seal(_encoder.encode(event)))
+
+    def _count_out(self, message: bytes) -> bytes:
+        self.counters.messages_sent += 1
+        self.counters.bytes_sent += len(message)
+        return message
+
+    def _fail(self) -> None:
+        self.state = State.FAILED
