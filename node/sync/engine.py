@@ -238,7 +238,7 @@ class PeerSync:
         limits = await self.replica.forwardable_heights(circle)
         batch: list[bytes] = []
         size = 0
-        async for op_id, header, sig, body in self.replica.store.valid_ops_since(
+        async for _op_id, header, sig, body in self.replica.store.valid_ops_since(
             circle, theirs, limits
         ):
             wire = encode_wire(header, sig, body)
@@ -295,7 +295,8 @@ class PeerSync:
         fresh = [wire for op_id, wire in wires if op_id not in self._from_peer]
         sent = 0
         while fresh:
-            batch, size = [], 0
+            batch: list[bytes] = []
+            size = 0
             while fresh and (not batch or size + len(fresh[0]) <= MAX_OPS_BYTES):
                 wire = fresh.pop(0)
                 batch.append(wire)
