@@ -28,11 +28,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from node.crypto.ops import MAX_OP_BYTES, Op, OpKind, decode_header, decode_op, verify_op
+from node.crypto.ops import (
+    MAX_OP_BYTES,
+    Op,
+    OpKind,
+    decode_header,
+    decode_op,
+    encode_wire,
+    verify_op,
+)
 from node.docs import DocCache
-from node.domain.auth import AuthState, Level, decode_auth_body, decode_genesis
+from node.domain.auth import AuthBody, AuthState, Level, decode_auth_body, decode_genesis
 from node.domain.authorize import AuthLog, Verdict, judge, judge_auth, record_required_level
-from node.domain.documents import BindingError, apply_update, check_binding, new_doc
+from node.domain.documents import BindingError, apply_update, check_binding, merge, new_doc
 from node.errors import DecodeError, DocumentError, SignatureError
 from node.replica import Replica
 from node.store.store import STATUS_SOFT_FAILED, STATUS_VALID, OpRow
@@ -40,6 +48,7 @@ from node.store.store import STATUS_SOFT_FAILED, STATUS_VALID, OpRow
 MAX_PENDING_PER_AUTHOR = 5_000
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 MAX_PROBLEMS = 50
+MAX_EVIDENCE_PER_AUTHOR = 1_000
 
 
 class Reason(StrEnum):
@@ -253,37 +262,39 @@ class Batch:
     async def _process(self, op: Op) -> None:
         header = op.header
         circle = op.circle
-        circles = await self.replica.circles()
         if op.kind is OpKind.GENESIS:
             self._check_genesis(op)
-        elif circle not in circles:
+            if circle in await self.replica.circles():
+                raise Rejected(Reason.INVALID, "a different genesis already made this circle id")
+            self._accept_genesis(op)
+            return
+        if circle not in await self.replica.circles():
             raise Pended("unknown_circle", circle)
-        if (circle, op.author) in await self.replica.frozen():
-            raise Rejected(Reason.EQUIVOCATION, "author is frozen here after equivocating")
-        heights = await self.replica.heights(circle) if circle in circles else {}
-        height, head = heights.get(op.author, (0, None))
+        log = await self.replica.auth_log(circle)
+        if header.seq == 1 and op.author == log.genesis_author:
+            raise Rejected(Reason.INVALID, "the founder's first op in a circle is its genesis")
+        height, head = (await self.replica.heights(circle)).get(op.author, (0, None))
         if header.seq <= height:
             await self._equivocation(op)
             raise Rejected(Reason.EQUIVOCATION, f"a different op already holds seq {header.seq}")
+        if (circle, op.author) in await self.replica.frozen():
+            await self._keep_as_evidence(op)
+            raise Rejected(Reason.EQUIVOCATION, "author is frozen here after equivocating")
+        missing = log.missing(tuple(header.deps))
+        if missing:
+            raise Pended("missing_deps", missing[0])
+        # authorization comes before the gap check, so only authorized authors park ops
+        status, auth_body = self._authorize(op, log)
         if header.seq > height + 1:
             raise Pended("gap", chain_key(circle, op.author, header.seq - 1))
         if header.backlink != head:
             raise Rejected(Reason.BAD_BACKLINK, "backlink does not match the author's chain")
-        if op.kind is OpKind.GENESIS:
-            await self._accept_genesis(op)
-            return
-        log = await self.replica.auth_log(circle)
-        missing = log.missing(tuple(header.deps))
-        if missing:
-            raise Pended("missing_deps", missing[0])
-        if op.kind is OpKind.AUTH:
-            status = await self._authorize_auth(op, log)
-            self._accept(op, status)
+        if auth_body is not None:
+            status = await self._add_auth(op, log, auth_body)
         elif op.kind is OpKind.Y:
-            await self._accept_y(op, log)
-        else:
-            status = self._authorize_record(op, log)
-            self._accept(op, status)
+            await self._accept_y(op, log, status)
+            return
+        self._accept(op, status)
 
     def _check_genesis(self, op: Op) -> None:
         header = op.header
@@ -296,7 +307,7 @@ class Batch:
         if genesis.ycid != header.ycid:
             raise Rejected(Reason.INVALID, "genesis ycid differs from its header")
 
-    async def _accept_genesis(self, op: Op) -> None:
+    def _accept_genesis(self, op: Op) -> None:
         circle = op.circle
         log = AuthLog(circle)
         log.add(op.op_id, op.author, 1, (), decode_genesis(op.body))
@@ -304,48 +315,51 @@ class Batch:
         self._accept(op, STATUS_VALID)
         self.released.append(circle)
 
-    async def _authorize_auth(self, op: Op, log: AuthLog) -> int:
-        if op.header.doc is not None:
-            raise Rejected(Reason.INVALID, "an auth op has no doc")
-        try:
-            body = decode_auth_body(op.body)
-        except DecodeError as exc:
-            raise Rejected(Reason.MALFORMED, str(exc)) from exc
-        deps = tuple(op.header.deps)
-        if (
-            judge_auth(log, author=op.author, seq=op.seq, deps=deps, body=body)
-            is Verdict.RESTRICTED
-        ):
-            raise Rejected(Reason.RESTRICTED, "the author may not make this change")
+    def _authorize(self, op: Op, log: AuthLog) -> tuple[int, AuthBody | None]:
+        """Kind rules and authorization as of deps; (provisional status, auth body)."""
+        header = op.header
+        deps = tuple(header.deps)
+        if op.kind is OpKind.Y:
+            if header.doc is None or header.ycid == 0:
+                raise Rejected(Reason.INVALID, "a y op names its doc and ycid")
+            if log.full().ycid_of(op.author) not in (None, header.ycid):
+                raise Rejected(
+                    Reason.YCID_MISMATCH, "ycid is not the one registered for the author"
+                )
+            needed = Level.WRITE
+        elif header.doc is not None:
+            raise Rejected(Reason.INVALID, "only y ops name a doc")
+        if op.kind is OpKind.AUTH:
+            try:
+                body = decode_auth_body(op.body)
+            except DecodeError as exc:
+                raise Rejected(Reason.MALFORMED, str(exc)) from exc
+            verdict = judge_auth(log, author=op.author, seq=op.seq, deps=deps, body=body)
+            if verdict is Verdict.RESTRICTED:
+                raise Rejected(Reason.RESTRICTED, "the author may not make this change")
+            return STATUS_VALID, body
+        if op.kind is OpKind.RECORD:
+            try:
+                needed = record_required_level(op.body)
+            except DecodeError as exc:
+                raise Rejected(Reason.MALFORMED, str(exc)) from exc
+        verdict = judge(log, author=op.author, seq=op.seq, deps=deps, needed=needed)
+        if verdict is Verdict.RESTRICTED:
+            raise Rejected(Reason.RESTRICTED, f"the author lacks {needed.name.lower()} access")
+        return (STATUS_VALID if verdict is Verdict.VALID else STATUS_SOFT_FAILED), None
+
+    async def _add_auth(self, op: Op, log: AuthLog, body: AuthBody) -> int:
         before = log.full()
-        log.add(op.op_id, op.author, op.seq, deps, body)
+        if not log.add(op.op_id, op.author, op.seq, tuple(op.header.deps), body):
+            return STATUS_SOFT_FAILED  # cites a void op: kept, never applied
         after = log.full()
         await self._reconcile(op.circle, log, before, after, new_op=op.op_id)
         return STATUS_VALID if op.op_id in after.applied else STATUS_SOFT_FAILED
 
-    def _authorize_record(self, op: Op, log: AuthLog) -> int:
-        if op.header.doc is not None:
-            raise Rejected(Reason.INVALID, "a record op has no doc")
-        try:
-            needed = record_required_level(op.body)
-        except DecodeError as exc:
-            raise Rejected(Reason.MALFORMED, str(exc)) from exc
-        return self._verdict(op, log, needed)
-
-    def _verdict(self, op: Op, log: AuthLog, needed: Level) -> int:
-        verdict = judge(
-            log, author=op.author, seq=op.seq, deps=tuple(op.header.deps), needed=needed
-        )
-        if verdict is Verdict.RESTRICTED:
-            raise Rejected(Reason.RESTRICTED, f"the author lacks {needed.name.lower()} access")
-        return STATUS_VALID if verdict is Verdict.VALID else STATUS_SOFT_FAILED
-
-    async def _accept_y(self, op: Op, log: AuthLog) -> None:
+    async def _accept_y(self, op: Op, log: AuthLog, status: int) -> None:
         header = op.header
         doc = header.doc
-        if doc is None or header.ycid == 0:
-            raise Rejected(Reason.INVALID, "a y op names its doc and ycid")
-        status = self._verdict(op, log, Level.WRITE)
+        assert doc is not None
         if log.full().ycid_of(op.author) != header.ycid:
             raise Rejected(Reason.YCID_MISMATCH, "ycid is not the one registered for the author")
         if self.docs.cached(op.circle, doc) is None:
@@ -393,8 +407,9 @@ class Batch:
         self.rows[op.op_id] = row
         self.replica.set_height(op.circle, op.author, header.seq, op.op_id)
         self.dirty_heights[(op.circle, op.author)] = (header.seq, op.op_id)
-        self.released.append(op.op_id)
-        self.released.append(chain_key(op.circle, op.author, header.seq))
+        if self.pending_bytes:  # only then can anything be waiting for this op
+            self.released.append(op.op_id)
+            self.released.append(chain_key(op.circle, op.author, header.seq))
         if status == STATUS_VALID:
             self.report.added += 1
             self.report.accepted.append(op)
@@ -444,35 +459,69 @@ class Batch:
         self.replica.stale_checkpoints.add((circle, doc))
 
     async def _equivocation(self, op: Op) -> None:
-        """Keep both ops as evidence, freeze the author from that seq, undo its effects."""
+        """Two ops at one (circle, author, seq): keep both and everything the author wrote
+        after that seq as evidence only, end its chain before the fork, freeze it here."""
         await self.flush()
         circle, author, seq = op.circle, op.author, op.seq
         log = await self.replica.auth_log(circle)
         before = log.full()
-        other = await self.store.op_id_at(circle, author, seq)
-        demoted = await self.store.ops_by_author(circle, author, min_seq=seq)
-        await self.store.add_evidence(circle, author, seq, op.op_id, op.wire(), other or b"")
-        self.replica.freeze(circle, author, seq)
-        self.replica.touch(circle)
-        for row in demoted:
+        later = await self.store.ops_by_author(circle, author, min_seq=seq)
+        other = later[0].op_id if later else b""
+        evidence = [(op.op_id, seq, op.wire(), other)]
+        evidence += [
+            (r.op_id, r.seq, encode_wire(r.header, r.sig, r.body), op.op_id) for r in later
+        ]
+        new_head = None
+        if seq > 1:
+            previous = await self.store.op_id_at(circle, author, seq - 1)
+            new_head = (seq - 1, previous or b"")
+        await self.store.freeze_author(circle, author, seq, evidence, new_head)
+        self.replica.freeze(circle, author, seq, new_head)
+        for row in later:
             if row.kind == OpKind.Y and row.doc is not None:
                 self._forget_doc(circle, row.doc)
-        dropped = {r.op_id for r in demoted}
+        dropped = {r.op_id for r in later}
         self.report.accepted = [o for o in self.report.accepted if o.op_id not in dropped]
-        auth_ids = {r.op_id for r in demoted if r.kind in (OpKind.GENESIS, OpKind.AUTH)}
-        if auth_ids:
-            log.discard(auth_ids)
-            await self._reconcile(circle, log, before, log.full(), new_op=b"")
+        log.discard(dropped | {op.op_id})
+        self.released.extend(dropped | {op.op_id})
+        await self._reconcile(circle, log, before, log.full(), new_op=b"")
+
+    async def _keep_as_evidence(self, op: Op) -> None:
+        """A frozen author's later op: void evidence (bounded), so ops citing it settle the
+        same way on every replica instead of waiting for it for ever."""
+        log = await self.replica.auth_log(op.circle)
+        if op.op_id in log.void:
+            return
+        if await self.store.evidence_count(op.circle, op.author) >= MAX_EVIDENCE_PER_AUTHOR:
+            return
+        await self.flush()
+        await self.store.add_evidence(op.circle, op.author, op.seq, op.op_id, op.wire())
+        log.discard({op.op_id})
+        self.released.append(op.op_id)
 
     async def checkpoint_docs(self) -> None:
+        """Drop stale checkpoints; write new ones for docs that took many ops since theirs.
+
+        A checkpoint merges the previous one with the stored updates since, rather than
+        taking the doc's ``get_update()``, which would lose updates still waiting for
+        another author's items."""
         stale = self.replica.stale_checkpoints
         if stale:
             await self.store.drop_checkpoints(stale)
             stale.clear()
         for circle, doc, entry in self.docs.due_checkpoints():
-            await self.store.save_checkpoint(
-                circle, doc, bytes(entry.doc.get_update()), entry.covers
-            )
+            previous = await self.store.checkpoint(circle, doc)
+            state, covers = previous if previous else (b"", 0)
+            bodies = [
+                body
+                for lseq, body in await self.store.doc_updates(circle, doc, covers)
+                if lseq <= entry.covers
+            ]
+            try:
+                merged = merge([state, *bodies] if state else bodies)
+            except DocumentError:
+                continue  # keep the old checkpoint; the doc still loads from the ops
+            await self.store.save_checkpoint(circle, doc, merged, entry.covers)
             entry.since_checkpoint = 0
 
 

@@ -10,12 +10,20 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from node.crypto.ops import Op, OpKind, Signer, make_op
-from node.domain.auth import AuthBody, Genesis, Level, SetMember, encode_body
+from node.domain.auth import (
+    AuthBody,
+    Genesis,
+    Level,
+    SetMember,
+    decode_auth_body,
+    decode_genesis,
+    encode_body,
+)
 from node.domain.documents import YDoc, edit_as
-from node.errors import AuthorizationError, NodeError, NotFound
+from node.errors import AuthorizationError, DecodeError, NodeError, NotFound
 from node.ingest import Batch, IngestReport
 from node.replica import Replica
 
@@ -27,9 +35,22 @@ def new_ycid() -> int:
     return secrets.randbelow(MAX_YCID) + 1
 
 
+def _encode_checked(body: Genesis | AuthBody) -> bytes:
+    """Encode a body, refusing one the pipeline would refuse (before anything is signed)."""
+    data = encode_body(body)
+    try:
+        if isinstance(body, Genesis):
+            decode_genesis(data)
+        else:
+            decode_auth_body(data)
+    except DecodeError as exc:
+        raise NodeError(f"invalid {type(body).__name__.lower()}: {exc}") from exc
+    return data
+
+
 async def _commit(
     replica: Replica,
-    build: Callable[[int, bytes | None, list[bytes]], Op],
+    build: Callable[[int, bytes | None, list[bytes]], Awaitable[Op]],
     circle: bytes | None,
     author: bytes,
 ) -> Op:
@@ -44,7 +65,7 @@ async def _commit(
                     raise NotFound(f"this node does not hold circle {circle.hex()}")
                 height, head = (await replica.heights(circle)).get(author, (0, None))
                 deps = (await replica.auth_log(circle)).heads()[:20]
-            op = build(height + 1, head, deps)
+            op = await build(height + 1, head, deps)
             batch = await Batch.start(replica, report)
             await batch.run([op])
         except BaseException:
@@ -83,14 +104,14 @@ async def create_circle(
         parent=parent,
     )
 
-    def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+    async def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
         return make_op(
             key,
             kind=OpKind.GENESIS,
             circle=bytes(16),
             seq=1,
             backlink=None,
-            body=encode_body(genesis),
+            body=_encode_checked(genesis),
             ycid=ycid,
             ts=int(time.time()),
         )
@@ -102,7 +123,7 @@ async def create_circle(
 async def author_auth(replica: Replica, key: Signer, circle: bytes, body: AuthBody) -> Op:
     """Sign and ingest an auth op (membership, device, hosting)."""
 
-    def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+    async def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
         return make_op(
             key,
             kind=OpKind.AUTH,
@@ -110,7 +131,7 @@ async def author_auth(replica: Replica, key: Signer, circle: bytes, body: AuthBo
             seq=seq,
             backlink=head,
             deps=deps,
-            body=encode_body(body),
+            body=_encode_checked(body),
             ts=int(time.time()),
         )
 
@@ -152,7 +173,7 @@ async def add_member(
 async def author_record(replica: Replica, key: Signer, circle: bytes, body: bytes) -> Op:
     """Sign and ingest a record (a msgpack map with a ``t`` field)."""
 
-    def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+    async def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
         return make_op(
             key,
             kind=OpKind.RECORD,
@@ -174,15 +195,17 @@ async def edit_doc(
     doc: bytes,
     change: Callable[[YDoc], None],
 ) -> Op:
-    """Make ``change`` to a circle doc as the acting member; it becomes a signed ``y`` op."""
-    state = await replica.auth_state(circle)
-    ycid = state.ycid_of(key.public)
-    if ycid is None:
-        raise AuthorizationError("you are not a member of this circle")
-    current = await replica.doc(circle, doc)
-    update = edit_as(current, ycid, change)
+    """Make ``change`` to a circle doc as the acting member; it becomes a signed ``y`` op.
 
-    def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+    The edit runs inside the write transaction, on the doc as it is then, so concurrent
+    edits by the same member (two processes, or two tasks) each continue its clock."""
+
+    async def build(seq: int, head: bytes | None, deps: list[bytes]) -> Op:
+        ycid = (await replica.auth_log(circle)).full().ycid_of(key.public)
+        if ycid is None:
+            raise AuthorizationError("you are not a member of this circle")
+        current = (await replica.docs.get(circle, doc)).doc
+        update = edit_as(current, ycid, change)
         return make_op(
             key,
             kind=OpKind.Y,

@@ -120,9 +120,19 @@ class Replica:
         self._logs[circle] = log
         self._heights.setdefault(circle, {})
 
-    def freeze(self, circle: bytes, author: bytes, seq: int) -> None:
+    def freeze(
+        self, circle: bytes, author: bytes, seq: int, new_head: tuple[int, bytes] | None
+    ) -> None:
+        """Mirror ``Store.freeze_author`` in the caches."""
         if self._frozen is not None:
             self._frozen[(circle, author)] = min(seq, self._frozen.get((circle, author), seq))
+        heights = self._heights.setdefault(circle, {})
+        if new_head is None:
+            heights.pop(author, None)
+        else:
+            heights[author] = new_head
+        self._y_end = {k: v for k, v in self._y_end.items() if k[2] != author}
+        self._forwardable.pop(circle, None)
 
     async def y_end(self, circle: bytes, doc: bytes, author: bytes) -> int:
         key = (circle, doc, author)
@@ -139,6 +149,7 @@ class Replica:
         log = self._logs.get(circle)
         if log is None:
             log = AuthLog(circle)
+            log.void = await self.store.evidence_ids(circle)
             for row in await self.store.auth_ops(circle):
                 if row.status == STATUS_EQUIVOCATED:
                     continue

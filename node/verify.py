@@ -65,7 +65,9 @@ async def verify_store(replica: Replica, circle: bytes | None = None) -> VerifyR
         for message in await store.integrity_check():
             report.problem(None, "sqlite_integrity", message)
         rows = await store.all_ops(circle)
-        heights = {c: await store.heads_for(c) for c in {r.circle for r in rows}}
+        circles = {r.circle for r in rows}
+        heights = {c: await store.heads_for(c) for c in circles}
+        void = {c: await store.evidence_ids(c) for c in circles}
         frozen = await store.frozen()
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"the store cannot be read: {exc}") from exc
@@ -77,7 +79,7 @@ async def verify_store(replica: Replica, circle: bytes | None = None) -> VerifyR
             by_circle[row.circle].append((row, op))
     for circle_id, ops in by_circle.items():
         _check_chains(report, ops, heights.get(circle_id, {}), frozen, circle_id)
-        _check_authorization(report, circle_id, ops)
+        _check_authorization(report, circle_id, ops, void.get(circle_id, set()))
         _check_bindings(report, ops)
     return report
 
@@ -131,8 +133,11 @@ def _check_chains(
             report.problem(last_row, "bad_height", "stored height does not match the chain")
 
 
-def _check_authorization(report: VerifyReport, circle: bytes, ops: list[tuple[OpRow, Op]]) -> None:
+def _check_authorization(
+    report: VerifyReport, circle: bytes, ops: list[tuple[OpRow, Op]], void: set[bytes]
+) -> None:
     log = AuthLog(circle)
+    log.void = set(void)
     auth_rows: list[tuple[OpRow, Op]] = []
     for row, op in sorted(ops, key=lambda item: item[0].lseq):
         if op.kind not in (OpKind.GENESIS, OpKind.AUTH) or row.status == STATUS_EQUIVOCATED:
@@ -178,7 +183,8 @@ def _check_authorization(report: VerifyReport, circle: bytes, ops: list[tuple[Op
         _expect_status(
             report, row, STATUS_VALID if verdict is Verdict.VALID else STATUS_SOFT_FAILED
         )
-        if op.kind is OpKind.Y and state.ycid_of(op.author) != op.header.ycid:
+        registered = state.ycid_of(op.author)
+        if op.kind is OpKind.Y and registered is not None and registered != op.header.ycid:
             report.problem(row, "ycid_mismatch", "y op under a ycid not registered to its author")
 
 

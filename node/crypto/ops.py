@@ -56,7 +56,7 @@ class Header(msgspec.Struct, array_like=True, frozen=True):
     doc: Bytes16 | None
     author: Bytes32
     ycid: U53
-    seq: U63
+    seq: Annotated[int, msgspec.Meta(ge=1, le=MAX_U63)]
     backlink: Bytes32 | None
     deps: Annotated[list[Bytes32], msgspec.Meta(max_length=MAX_DEPS)]
     ts: U63
@@ -120,6 +120,9 @@ def decode_header(header_bytes: bytes) -> Header:
         raise DecodeError(f"unsupported op version {header.v}")
     if _header_encoder.encode(header) != header_bytes:
         raise DecodeError("op header is not canonically encoded")
+    deps = header.deps
+    if any(deps[i] >= deps[i + 1] for i in range(len(deps) - 1)):
+        raise DecodeError("op deps must be sorted and unique")
     return header
 
 
@@ -186,7 +189,7 @@ def make_op(
         ycid=ycid,
         seq=seq,
         backlink=backlink,
-        deps=sorted(deps or []),
+        deps=sorted(set(deps or [])),
         ts=ts,
         body_len=len(body),
         body_hash=blake2b_256(body),

@@ -261,7 +261,35 @@ def topological_order(entries: Mapping[bytes, AuthEntry]) -> list[AuthEntry]:
 
 
 def fold(circle: bytes, entries: Mapping[bytes, AuthEntry]) -> AuthState:
-    """Resolve the auth state of ``circle`` from a set of accepted auth ops."""
+    """Resolve the auth state of ``circle`` from a set of accepted auth ops.
+
+    One pass applies ops in topological order, skipping those whose author lacks the
+    level at that point. An op applied early can still be one its author had no right to
+    make: a manager's add that ran before a concurrent removal cutting that manager below
+    the add's seq. So the fold repeats without every applied op whose author, in the
+    resulting state, lacks the level at the op's seq, until none is left. Each round only
+    drops ops, so it ends, and the result depends only on the set of ops.
+    """
+    candidates = dict(entries)
+    while True:
+        state = _fold_once(circle, candidates)
+        unjustified = [
+            op_id
+            for op_id in state.applied
+            if not isinstance(candidates[op_id].body, Genesis)
+            and state.level_at(candidates[op_id].author, candidates[op_id].seq)
+            < required_level(candidates[op_id].body)
+        ]
+        if not unjustified:
+            break
+        for op_id in unjustified:
+            del candidates[op_id]
+    applied = set(state.applied)
+    state.skipped = [e.op_id for e in topological_order(entries) if e.op_id not in applied]
+    return state
+
+
+def _fold_once(circle: bytes, entries: Mapping[bytes, AuthEntry]) -> AuthState:
     state = AuthState(circle=circle)
     for entry in topological_order(entries):
         if _apply(state, entry):

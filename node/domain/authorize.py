@@ -65,9 +65,13 @@ class AuthLog:
     def __init__(self, circle: bytes, *, cache_size: int = 256) -> None:
         self.circle = circle
         self.entries: dict[bytes, AuthEntry] = {}
+        # op ids that are known but void: equivocation evidence, and auth ops citing a void
+        # op. An op citing a void dep is never authorized by it (soft fail), on any replica.
+        self.void: set[bytes] = set()
+        self.genesis_author: bytes | None = None
         self.last_auth_by_author: dict[bytes, bytes] = {}
         self._full: AuthState | None = None
-        self._as_of: OrderedDict[frozenset[bytes], AuthState] = OrderedDict()
+        self._as_of: OrderedDict[tuple[bytes, ...], AuthState] = OrderedDict()
         self._cache_size = cache_size
 
     def add(
@@ -77,22 +81,40 @@ class AuthLog:
         seq: int,
         deps: tuple[bytes, ...],
         body: Genesis | AuthBody,
-    ) -> AuthEntry:
+    ) -> bool:
+        """Add an accepted auth op; one citing a void op becomes void itself (False)."""
+        if any(d in self.void for d in deps):
+            self.void.add(op_id)
+            return False
         entry = AuthEntry(op_id, author, seq, deps, body, self.last_auth_by_author.get(author))
         self.entries[op_id] = entry
         self.last_auth_by_author[author] = op_id
+        if isinstance(body, Genesis):
+            self.genesis_author = author
         self._full = None
-        return entry
+        return True
 
     def discard(self, op_ids: set[bytes]) -> None:
-        """Forget auth ops (an equivocating author's, from the fork on)."""
+        """Make ops void (an equivocating author's, from the fork on), and with them every
+        auth op that cites a void op, transitively."""
+        self.void |= op_ids
         for op_id in op_ids:
             self.entries.pop(op_id, None)
+        changed = True
+        while changed:
+            doomed = [e.op_id for e in self.entries.values() if any(d in self.void for d in e.deps)]
+            changed = bool(doomed)
+            for op_id in doomed:
+                self.void.add(op_id)
+                del self.entries[op_id]
         self.last_auth_by_author = {}
         for entry in sorted(self.entries.values(), key=lambda e: e.seq):
             self.last_auth_by_author[entry.author] = entry.op_id
         self._full = None
         self._as_of.clear()
+
+    def cites_void(self, deps: tuple[bytes, ...]) -> bool:
+        return any(d in self.void for d in deps)
 
     def full(self) -> AuthState:
         if self._full is None:
@@ -100,10 +122,10 @@ class AuthLog:
         return self._full
 
     def as_of(self, deps: tuple[bytes, ...]) -> AuthState:
-        key = frozenset(deps)
+        key = deps  # honest authors send deps sorted; any order folds the same closure
         state = self._as_of.get(key)
         if state is None:
-            state = fold(self.circle, closure(self.entries, key))
+            state = fold(self.circle, closure(self.entries, deps))
             self._as_of[key] = state
             if len(self._as_of) > self._cache_size:
                 self._as_of.popitem(last=False)
@@ -115,13 +137,16 @@ class AuthLog:
         return heads(self.entries)
 
     def missing(self, deps: tuple[bytes, ...]) -> list[bytes]:
-        return [d for d in deps if d not in self.entries]
+        """Deps this node has not seen at all (void ones are known)."""
+        return [d for d in deps if d not in self.entries and d not in self.void]
 
 
 def judge(
     log: AuthLog, *, author: bytes, seq: int, deps: tuple[bytes, ...], needed: Level
 ) -> Verdict:
     """Authorize a non-auth op (``y`` or ``record``) by ``author`` at ``seq``."""
+    if log.cites_void(deps):
+        return Verdict.SOFT_FAIL
     if log.as_of(deps).level_at(author, seq) < needed:
         return Verdict.RESTRICTED
     if log.full().level_at(author, seq) < needed:
@@ -133,6 +158,8 @@ def judge_auth(
     log: AuthLog, *, author: bytes, seq: int, deps: tuple[bytes, ...], body: AuthBody
 ) -> Verdict:
     """Authorize an auth op before it is added: its author's level as of its deps."""
+    if log.cites_void(deps):
+        return Verdict.SOFT_FAIL
     if log.as_of(deps).level_at(author, seq) < required_level(body):
         return Verdict.RESTRICTED
     return Verdict.VALID

@@ -48,6 +48,21 @@ def apply_update(doc: YDoc, update: bytes) -> None:
         raise DocumentError(f"pycrdt refused the update: {type(exc).__name__}: {exc}") from exc
 
 
+def merge(updates: list[bytes]) -> bytes:
+    """One update equal to applying all of ``updates``; unlike a doc's ``get_update()`` it
+    keeps structs still waiting for another author's items (used for checkpoints)."""
+    if len(updates) == 1:
+        return updates[0]
+    try:
+        return bytes(pycrdt.merge_updates(*updates))
+    except _PASS_THROUGH:
+        raise
+    except BaseException as exc:  # pycrdt panics are BaseExceptions
+        if type(exc).__name__ == "CancelledError":
+            raise
+        raise DocumentError(f"pycrdt could not merge updates: {exc}") from exc
+
+
 def edit_as(current: YDoc, ycid: int, change: Callable[[YDoc], None]) -> bytes:
     """Run ``change`` on a copy of ``current`` writing as client ``ycid``; return the update."""
     scratch: YDoc = pycrdt.Doc(client_id=ycid)
@@ -108,6 +123,7 @@ __all__ = [
     "check_binding",
     "doc_id",
     "edit_as",
+    "merge",
     "new_doc",
     "state_bytes",
 ]

@@ -38,8 +38,9 @@ and nothing but ``DecodeError`` is ever raised):
 * every byte was walked: each struct and Any value fully parsed, no trailing bytes;
 * each client appears in at most one struct block (and at most once in the delete set);
   ``ranges[i]`` covers clocks ``[start, start + length)`` exactly, where length is the
-  sum of the struct lengths as Yrs computes them (a zero-length Item counts 0, which is
-  what Yrs does when it drops it on decode);
+  sum of the struct lengths as Yrs computes them; zero-length items are refused (Yrs
+  drops or panics on them depending on the doc's state, so accepting them would make
+  replicas judge the same op differently);
 * client ids are ``< 2**53``; clocks, lengths and ``start + length`` fit in a u32 (Yrs
   keeps clocks as u32 and silently wraps larger values, which would let the bytes mean
   something else to Yrs than to us); varuints are at most 10 bytes;
@@ -452,6 +453,8 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
                 end = pos + ln
                 if end > n:
                     raise DecodeError("string runs past the end")
+                if ln == 0:
+                    raise DecodeError("zero-length item")
                 chunk = data[pos:end]
                 pos = end
                 if chunk.isascii():
@@ -469,6 +472,8 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
                     cnt, pos = vl(data, hi, pos - 1, u32)
                 if cnt > n - pos:
                     raise DecodeError("value count exceeds the remaining bytes")
+                if cnt == 0:
+                    raise DecodeError("zero-length item")
                 for _ in range(cnt):
                     tag = data[pos]
                     if tag == 119:
@@ -487,6 +492,8 @@ def _summarize(data: bytes, max_structs: int) -> UpdateSummary:
                 pos += 1
                 if ln >= 0x80:
                     ln, pos = vl(data, hi, pos - 1, u32)
+                if ln == 0:
+                    raise DecodeError("zero-length item")
                 length += ln
             elif ref == 7:  # Type
                 type_ref = data[pos]

@@ -121,12 +121,24 @@ class Store:
             raise
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self.db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        try:
+            async with self.db.execute(sql, params) as cursor:
+                return await cursor.fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self._storage_error(exc) from exc
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self.db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        try:
+            async with self.db.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise self._storage_error(exc) from exc
+
+    def _storage_error(self, exc: sqlite3.DatabaseError) -> StorageError:
+        return StorageError(
+            f"the store {self.path} failed: {exc}; `circle-node verify` checks it, and a"
+            " backup of the node home restores it"
+        )
 
     # ---- transactions --------------------------------------------------------------------
 
@@ -147,16 +159,25 @@ class Store:
                 raise StorageError(f"cannot start a write transaction: {exc}") from exc
             try:
                 yield
+            except sqlite3.DatabaseError as exc:
+                await self._rollback()
+                raise self._storage_error(exc) from exc
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                await self._rollback()
                 raise
             try:
                 await self.db.execute("COMMIT")
             except sqlite3.Error as exc:
-                await self.db.execute("ROLLBACK")
+                await self._rollback()
                 raise StorageError(f"commit failed: {exc}") from exc
             # our own commit does not change data_version for this connection
             await self.changed_elsewhere()
+
+    async def _rollback(self) -> None:
+        try:
+            await self.db.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -330,6 +351,16 @@ class Store:
             "SELECT circle, author, seq, op_id, conflicts_with FROM evidence ORDER BY received"
         )
 
+    async def evidence_ids(self, circle: bytes) -> set[bytes]:
+        rows = await self._all("SELECT op_id FROM evidence WHERE circle = ?", (circle,))
+        return {r[0] for r in rows}
+
+    async def evidence_count(self, circle: bytes, author: bytes) -> int:
+        (n,) = await self._one(
+            "SELECT COUNT(*) FROM evidence WHERE circle = ? AND author = ?", (circle, author)
+        )
+        return int(n)
+
     async def meta(self, key: str) -> bytes | None:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return row[0] if row else None
@@ -390,19 +421,33 @@ class Store:
         await self.db.executemany("DELETE FROM pending WHERE op_id = ?", [(o,) for o in op_ids])
 
     async def add_evidence(
-        self,
-        circle: bytes,
-        author: bytes,
-        seq: int,
-        op_id: bytes,
-        wire: bytes,
-        conflicts_with: bytes,
+        self, circle: bytes, author: bytes, seq: int, op_id: bytes, wire: bytes
     ) -> None:
+        """Keep a frozen author's later op as evidence."""
         await self.db.execute(
             "INSERT OR IGNORE INTO evidence"
             " (op_id, circle, author, seq, wire, conflicts_with, received)"
             " VALUES (?,?,?,?,?,?,?)",
-            (op_id, circle, author, seq, wire, conflicts_with, int(time.time())),
+            (op_id, circle, author, seq, wire, b"", int(time.time())),
+        )
+
+    async def freeze_author(
+        self,
+        circle: bytes,
+        author: bytes,
+        seq: int,
+        evidence: Sequence[tuple[bytes, int, bytes, bytes]],
+        new_head: tuple[int, bytes] | None,
+    ) -> None:
+        """Equivocation at ``seq``: move the author's ops from ``seq`` on into ``evidence``
+        (``(op_id, seq, wire, conflicts_with)``), end its chain at ``new_head``, drop its
+        pending ops and freeze it in this circle."""
+        now = int(time.time())
+        await self.db.executemany(
+            "INSERT OR IGNORE INTO evidence"
+            " (op_id, circle, author, seq, wire, conflicts_with, received)"
+            " VALUES (?,?,?,?,?,?,?)",
+            [(o, circle, author, s, w, c, now) for o, s, w, c in evidence],
         )
         await self.db.execute(
             "INSERT INTO frozen (circle, author, from_seq) VALUES (?,?,?)"
@@ -410,10 +455,18 @@ class Store:
             " DO UPDATE SET from_seq = MIN(from_seq, excluded.from_seq)",
             (circle, author, seq),
         )
+        params = (circle, author)
         await self.db.execute(
-            "UPDATE ops SET status = 2 WHERE circle = ? AND author = ? AND seq >= ?",
-            (circle, author, seq),
+            "DELETE FROM ops WHERE circle = ? AND author = ? AND seq >= ?", (*params, seq)
         )
+        await self.db.execute("DELETE FROM pending WHERE circle = ? AND author = ?", params)
+        if new_head is None:
+            await self.db.execute("DELETE FROM heights WHERE circle = ? AND author = ?", params)
+        else:
+            await self.db.execute(
+                "UPDATE heights SET seq = ?, head = ? WHERE circle = ? AND author = ?",
+                (*new_head, *params),
+            )
 
     async def save_checkpoint(self, circle: bytes, doc: bytes, state: bytes, covers: int) -> None:
         await self.db.execute(
