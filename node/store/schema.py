@@ -27,7 +27,7 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE UNIQUE INDEX ops_chain ON ops(circle, author, seq)",
         "CREATE INDEX ops_doc ON ops(circle, doc, lseq) WHERE kind = 2",
-        "CREATE INDEX ops_kind ON ops(circle, kind, lseq)",
+        "CREATE INDEX ops_kind ON ops(circle, kind, lseq) WHERE kind != 2",
         """CREATE TABLE heights (
             circle BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL,
             head BLOB NOT NULL, PRIMARY KEY (circle, author)) WITHOUT ROWID""",

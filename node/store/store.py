@@ -173,6 +173,13 @@ class Store:
             # our own commit does not change data_version for this connection
             await self.changed_elsewhere()
 
+    @asynccontextmanager
+    async def between_writes(self) -> AsyncIterator[None]:
+        """No write transaction of this process is open inside: reads see committed rows
+        only (live sync must not push rows a transaction may still demote or roll back)."""
+        async with self._write_lock:
+            yield
+
     async def _rollback(self) -> None:
         try:
             await self.db.execute("ROLLBACK")
@@ -273,7 +280,8 @@ class Store:
     async def auth_ops(self, circle: bytes) -> list[OpRow]:
         """The circle's genesis and auth ops, in arrival order, equivocated ones excluded."""
         return await self._ops(
-            "WHERE circle = ? AND kind IN (0, 1) AND status != 2 ORDER BY lseq", (circle,)
+            "WHERE circle = ? AND kind != 2 AND kind IN (0, 1) AND status != 2 ORDER BY lseq",
+            (circle,),
         )
 
     async def ops_by_author(self, circle: bytes, author: bytes, *, min_seq: int = 0) -> list[OpRow]:
@@ -282,7 +290,9 @@ class Store:
         )
 
     async def ops_of_kind(self, circle: bytes, kind: int) -> list[OpRow]:
-        return await self._ops("WHERE circle = ? AND kind = ? ORDER BY lseq", (circle, kind))
+        # "kind != 2" lets SQLite use the partial index that leaves y ops out
+        where = "WHERE circle = ? AND kind = ?" + (" AND kind != 2" if kind != 2 else "")
+        return await self._ops(where + " ORDER BY lseq", (circle, kind))
 
     async def all_ops(self, circle: bytes | None = None) -> list[OpRow]:
         if circle is None:
