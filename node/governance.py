@@ -53,22 +53,48 @@ class CircleGovernance:
         return info.name if info else member.hex()[:12]
 
 
-async def load(replica: Replica, circle: bytes) -> CircleGovernance:
-    """Fold every valid record of ``circle``."""
-    log = await replica.auth_log(circle)
-    state = log.full()
-    signed: list[Signed] = []
-    deps: dict[bytes, tuple[bytes, ...]] = {}
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A valid record op of a circle, not yet decoded by any domain module."""
+
+    op_id: bytes
+    author: bytes  # the signing key
+    member: bytes  # the member that key belongs to
+    seq: int
+    ts: int
+    deps: tuple[bytes, ...]
+    body: bytes
+
+
+async def valid_records(replica: Replica, circle: bytes) -> list[RawRecord]:
+    """Every record op of ``circle`` stored as valid, in local order. Each governance
+    module (proposals, elections, ideas, funding) decodes the types it knows."""
+    state = (await replica.auth_log(circle)).full()
+    found: list[RawRecord] = []
     for row in await replica.store.ops_of_kind(circle, int(OpKind.RECORD)):
         if row.status != STATUS_VALID:
             continue
-        record = try_decode(row.body)
-        if record is None:
-            continue
         header = decode_header(row.header)
         member = state.member_of(row.author) or row.author
-        signed.append(Signed(row.op_id, row.author, member, row.seq, header.ts, record))
-        deps[row.op_id] = tuple(header.deps)
+        found.append(
+            RawRecord(
+                row.op_id, row.author, member, row.seq, header.ts, tuple(header.deps), row.body
+            )
+        )
+    return found
+
+
+async def load(replica: Replica, circle: bytes) -> CircleGovernance:
+    """Fold every valid proposal-related record of ``circle``."""
+    log = await replica.auth_log(circle)
+    signed: list[Signed] = []
+    deps: dict[bytes, tuple[bytes, ...]] = {}
+    for raw in await valid_records(replica, circle):
+        record = try_decode(raw.body)
+        if record is None:
+            continue
+        signed.append(Signed(raw.op_id, raw.author, raw.member, raw.seq, raw.ts, record))
+        deps[raw.op_id] = raw.deps
     return CircleGovernance(circle, log, Governance(signed), deps)
 
 

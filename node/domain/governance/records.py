@@ -55,6 +55,8 @@ class ProposalRec(_Record, frozen=True, tag="proposal"):
     idea: Id16 | None = None  # the qualified driver/idea it answers, if any
     join_request: Id16 | None = None  # a join request it decides, if any
     review_of: Id16 | None = None  # the agreement whose review opened it, if any
+    election: Id16 | None = None  # the election whose nominee it proposes, if any
+    subject: Short = ""  # what else it decides, e.g. "objection:<hex>" for an objection test
 
 
 class AmendRec(_Record, frozen=True, tag="amend"):
