@@ -134,15 +134,23 @@ def decode_and_verify(wire: bytes) -> Op:
     return op
 
 
-async def ingest_ops(replica: Replica, wires: Sequence[bytes]) -> IngestReport:
-    """Run ops from anywhere through the pipeline in one write transaction."""
+async def ingest_ops(
+    replica: Replica, wires: Sequence[bytes], *, circle: bytes | None = None
+) -> IngestReport:
+    """Run ops from anywhere through the pipeline in one write transaction. With
+    ``circle``, ops of any other circle are refused (a sync frame names its circle)."""
     report = IngestReport()
     ops: list[Op] = []
     for wire in wires:
         try:
-            ops.append(decode_and_verify(wire))
+            op = decode_and_verify(wire)
         except Rejected as exc:
             report.reject(None, exc.reason, exc.detail)
+            continue
+        if circle is not None and op.circle != circle:
+            report.reject(op.op_id, Reason.INVALID, "an op of another circle in this frame")
+            continue
+        ops.append(op)
     async with replica.store.write():
         try:
             await replica.refresh()
@@ -349,12 +357,14 @@ class Batch:
         return (STATUS_VALID if verdict is Verdict.VALID else STATUS_SOFT_FAILED), None
 
     async def _add_auth(self, op: Op, log: AuthLog, body: AuthBody) -> int:
+        """An auth op authorized as of its deps joins the auth log and is valid: stored and
+        forwarded, because every replica must fold the same set. Whether it takes effect is
+        the fold's business (it may be skipped, identically everywhere)."""
         before = log.full()
         if not log.add(op.op_id, op.author, op.seq, tuple(op.header.deps), body):
-            return STATUS_SOFT_FAILED  # cites a void op: kept, never applied
-        after = log.full()
-        await self._reconcile(op.circle, log, before, after, new_op=op.op_id)
-        return STATUS_VALID if op.op_id in after.applied else STATUS_SOFT_FAILED
+            return STATUS_SOFT_FAILED  # cites a void op: kept as evidence, never applied
+        await self._reconcile(op.circle, log, before, log.full(), new_op=op.op_id)
+        return STATUS_VALID
 
     async def _accept_y(self, op: Op, log: AuthLog, status: int) -> None:
         header = op.header
@@ -426,7 +436,7 @@ class Batch:
         for row in await self.store.auth_ops(circle):
             if row.op_id == new_op:
                 continue
-            want = STATUS_VALID if row.op_id in after.applied else STATUS_SOFT_FAILED
+            want = STATUS_VALID if row.op_id in log.entries else STATUS_SOFT_FAILED
             self._set_status(row, want)
         changed = {
             key

@@ -22,6 +22,7 @@ from node.domain.auth import (
     decode_genesis,
     encode_body,
 )
+from node.domain.authorize import AuthLog, Verdict, judge, judge_auth, record_required_level
 from node.domain.documents import YDoc, edit_as
 from node.errors import AuthorizationError, DecodeError, NodeError, NotFound
 from node.ingest import Batch, IngestReport
@@ -48,6 +49,23 @@ def _encode_checked(body: Genesis | AuthBody) -> bytes:
     return data
 
 
+def _precheck(log: AuthLog, op: Op) -> None:
+    """Refuse, before anything is stored, a local op the pipeline would refuse or keep
+    only as a soft-failed record (a member whose access was revoked)."""
+    deps = tuple(op.header.deps)
+    if op.kind is OpKind.AUTH:
+        verdict = judge_auth(
+            log, author=op.author, seq=op.seq, deps=deps, body=decode_auth_body(op.body)
+        )
+    else:
+        needed = Level.WRITE if op.kind is OpKind.Y else record_required_level(op.body)
+        verdict = judge(log, author=op.author, seq=op.seq, deps=deps, needed=needed)
+    if verdict is not Verdict.VALID:
+        raise AuthorizationError(
+            "not allowed: your access level in this circle does not permit this"
+        )
+
+
 async def _commit(
     replica: Replica,
     build: Callable[[int, bytes | None, list[bytes]], Awaitable[Op]],
@@ -66,6 +84,8 @@ async def _commit(
                 height, head = (await replica.heights(circle)).get(author, (0, None))
                 deps = (await replica.auth_log(circle)).heads()[:20]
             op = await build(height + 1, head, deps)
+            if circle is not None:
+                _precheck(await replica.auth_log(circle), op)
             batch = await Batch.start(replica, report)
             await batch.run([op])
         except BaseException:
@@ -77,8 +97,6 @@ async def _commit(
         if problem["reason"] == "restricted":
             raise AuthorizationError(f"not allowed: {problem['detail']}")
         raise NodeError(f"the op was refused ({problem['reason']}): {problem['detail']}")
-    if report.soft_failed:
-        raise AuthorizationError("not allowed: your access was revoked in this circle")
     return op
 
 

@@ -3,8 +3,9 @@
 ``verify_store`` recomputes, from the op log alone: op ids, signatures and body hashes;
 that the stored columns agree with the signed header; per-author chains (contiguous seqs,
 backlinks, heights); authorization as of ``deps`` and now (the stored status must be the
-one the rules give); and the ycid clock binding of every ``y`` op. It never changes the
-store. Any disagreement is a problem naming the op.
+one the rules give); the ycid clock binding of every ``y`` op; and that every decision
+record holds against the signed positions it lists (``node.governance.verify_decisions``).
+It never changes the store. Any disagreement is a problem naming the op.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from node.domain.authorize import (
 )
 from node.domain.documents import BindingError, check_binding
 from node.errors import DecodeError, SignatureError, StorageError
+from node.governance import verify_decisions
 from node.replica import Replica
 from node.store.store import (
     STATUS_EQUIVOCATED,
@@ -81,6 +83,9 @@ async def verify_store(replica: Replica, circle: bytes | None = None) -> VerifyR
         _check_chains(report, ops, heights.get(circle_id, {}), frozen, circle_id)
         _check_authorization(report, circle_id, ops, void.get(circle_id, set()))
         _check_bindings(report, ops)
+        # decision records re-checked against the signed positions (only ops that verified)
+        signed_ok = {row.op_id for row, _op in ops}
+        report.problems += await verify_decisions(replica, circle_id, only=signed_ok)
     return report
 
 
@@ -161,8 +166,8 @@ def _check_authorization(
         log.add(op.op_id, op.author, op.seq, deps, body)
         auth_rows.append((row, op))
     state = log.full()
-    for row, _op in auth_rows:
-        want = STATUS_VALID if row.op_id in state.applied else STATUS_SOFT_FAILED
+    for row, _op in auth_rows:  # in the log (even if the fold skips it): valid; void: not
+        want = STATUS_VALID if row.op_id in log.entries else STATUS_SOFT_FAILED
         _expect_status(report, row, want)
     for row, op in ops:
         if op.kind not in (OpKind.Y, OpKind.RECORD) or row.status == STATUS_EQUIVOCATED:

@@ -29,6 +29,8 @@ from node.errors import NodeError, ProtocolError
 from node.ingest import ingest_ops
 from node.replica import Replica
 from node.sync.protocol import (
+    MAX_HEIGHTS,
+    MAX_OFFER,
     MAX_OPS_BYTES,
     Done,
     GoingAway,
@@ -139,12 +141,15 @@ class PeerSync:
         self._peer_done = False
         self._send_lock = asyncio.Lock()
         self._from_peer: OrderedDict[bytes, None] = OrderedDict()
+        self._their_offer: dict[bytes, bytes] = {}
+        self._their_heights: dict[bytes, dict[bytes, int]] = {}
 
     async def run(self) -> SyncStats:
+        reason = "sync complete"
         try:
             await self._handshake()
             await self._start_sync()
-            while self.session.state is State.OPEN:
+            while self.session.state in (State.OPEN, State.CLOSING):
                 message = await self.channel.receive()
                 if message is None:
                     if not self.synced.is_set():
@@ -155,17 +160,18 @@ class PeerSync:
                 if self.synced.is_set() and not self.live and self.session.initiator:
                     await self.close("sync complete")
         except NodeError as exc:
-            self.stats.error = str(exc)
+            self.stats.error = reason = str(exc)
             log.warning("sync with %s failed: %s", self._peer_name(), exc)
         finally:
             self._count()
+            await self.close(reason)  # never leave the peer waiting on a dead session
         return self.stats
 
     async def close(self, reason: str = "") -> None:
         """Tell the peer we are going away (if the session is open), then close."""
         if self.session.state is State.OPEN:
             try:
-                await self._send(GoingAway(reason))
+                await self._send(GoingAway(reason[:200]))
             except (NodeError, ConnectionError):
                 pass
         await self.channel.close()
@@ -199,9 +205,11 @@ class PeerSync:
             if event.digest == summary_digest(self._offer) and event.circles == len(self._offer):
                 await self._maybe_done()
             else:
-                await self._send(Offer(self._offer))
+                await self._send_offer()
         elif isinstance(event, Offer):
-            await self._on_offer(event)
+            self._their_offer.update(event.circles)
+            if not event.more:
+                await self._on_offer(self._their_offer)
         elif isinstance(event, Have):
             await self._on_have(event)
         elif isinstance(event, Ops):
@@ -212,23 +220,39 @@ class PeerSync:
         elif isinstance(event, GoingAway):
             log.info("%s is going away: %s", self._peer_name(), event.reason or "no reason")
 
-    async def _on_offer(self, offer: Offer) -> None:
+    async def _send_offer(self) -> None:
+        items = sorted(self._offer.items())
+        chunks = [dict(items[i : i + MAX_OFFER]) for i in range(0, len(items), MAX_OFFER)]
+        for i, chunk in enumerate(chunks or [{}]):
+            await self._send(Offer(chunk, more=i < len(chunks) - 1))
+
+    async def _on_offer(self, theirs: dict[bytes, bytes]) -> None:
         self.stats.round_trips += 1
-        theirs = offer.circles
         mine = self._offer
         self._to_sync = {c for c in set(mine) | set(theirs) if mine.get(c) != theirs.get(c)}
         if self._to_sync:
             self.stats.round_trips += 1
         held = await self.replica.circles()
         for circle in sorted(self._to_sync):
-            heights = await self.replica.forwardable_heights(circle) if circle in held else {}
-            await self._send(Have(circle, heights))
+            # heights name a circle's authors: only a peer that may host it learns them
+            mine_to_tell = circle in held and circle in mine
+            heights = await self.replica.forwardable_heights(circle) if mine_to_tell else {}
+            items = sorted(heights.items())
+            chunks = [dict(items[i : i + MAX_HEIGHTS]) for i in range(0, len(items), MAX_HEIGHTS)]
+            for i, chunk in enumerate(chunks or [{}]):
+                await self._send(Have(circle, chunk, more=i < len(chunks) - 1))
         await self._maybe_done()
 
     async def _on_have(self, have: Have) -> None:
         circle = have.circle
+        if circle in self._answered:
+            raise ProtocolError("a second HAVE for a circle already answered")
+        self._their_heights.setdefault(circle, {}).update(have.heights)
+        if have.more:
+            return
+        theirs = self._their_heights.pop(circle)
         if circle in self._offer:  # the peer may host it: send what it lacks
-            await self._stream(circle, dict(have.heights))
+            await self._stream(circle, theirs)
         else:
             await self._send(Ops(circle, [], more=False))
         self._answered.add(circle)
@@ -251,29 +275,41 @@ class PeerSync:
         await self._send(Ops(circle, batch, more=False))
 
     async def _on_ops(self, ops: Ops) -> None:
-        if not ops.live and ops.circle not in self._to_sync:
+        if ops.live:
+            if not (self.live and self.synced.is_set()):
+                raise ProtocolError("live ops before the initial sync finished")
+            if ops.circle not in await self.replica.circles():
+                log.info("ignoring live ops of a circle we do not hold from %s", self._peer_name())
+                return
+        elif ops.circle not in self._to_sync:
             raise ProtocolError("the peer sent ops for a circle we did not ask for")
         if ops.ops:
-            self.stats.ops_received += len(ops.ops)
-            report = await ingest_ops(self.replica, ops.ops)
-            self.stats.ops_added += report.added
-            self.stats.ops_rejected += report.rejected
-            for reason, n in report.reasons.items():
-                self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + n
-            if report.rejected:
-                log.warning(
-                    "refused %d ops from %s: %s",
-                    report.rejected,
-                    self._peer_name(),
-                    dict(report.reasons),
-                )
-            self._remember(op.op_id for op in report.accepted)
+            await self._ingest(ops.circle, ops.ops)
         if not ops.more and not ops.live:
             self._received.add(ops.circle)
-            self._check_synced()
+            await self._maybe_done()
+
+    async def _ingest(self, circle: bytes, wires: list[bytes]) -> None:
+        self.stats.ops_received += len(wires)
+        report = await ingest_ops(self.replica, wires, circle=circle)
+        self.stats.ops_added += report.added
+        self.stats.ops_rejected += report.rejected
+        for reason, n in report.reasons.items():
+            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + n
+        if report.rejected:
+            log.warning(
+                "refused %d ops from %s: %s",
+                report.rejected,
+                self._peer_name(),
+                dict(report.reasons),
+            )
+        self._remember(op.op_id for op in report.accepted)
 
     async def _maybe_done(self) -> None:
-        if not self._done_sent and self._answered >= self._to_sync:
+        """DONE means: every HAVE answered and every answer to ours received and stored,
+        so a peer that sees it knows its ops are in our store."""
+        complete = self._answered >= self._to_sync and self._received >= self._to_sync
+        if not self._done_sent and complete:
             self._done_sent = True
             await self._send(Done())
         self._check_synced()

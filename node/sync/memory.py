@@ -38,3 +38,4 @@ class MemoryChannel:
         if not self.closed:
             self.closed = True
             await self._outbox.put(None)
+            await self._inbox.put(None)  # wake our own pending receive()

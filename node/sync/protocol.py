@@ -4,11 +4,12 @@ No asyncio, sockets or SQLite here (docs/protocol.md, "Sync"). A transport carri
 *messages* (one WebSocket binary message, or one element of an HTTP exchange); this module
 turns each received message into events and each event to send into one message.
 
-Every state transition lives in ``_ALLOWED``. A session starts in ``HANDSHAKE``; the
-initiator sends HELLO, the responder answers WELCOME (signed), the initiator AUTH (signed).
-From then on every message is sealed (secretstream) and the session is ``OPEN`` until a
-GOING_AWAY is sent or received (``CLOSED``). Any violation raises ProtocolError, after which
-the session is ``FAILED`` and must be dropped.
+Every state rule lives in ``_ALLOWED`` and ``_TRANSITIONS``. A session starts in
+``HANDSHAKE``; the initiator sends HELLO, the responder answers WELCOME (signed), the
+initiator AUTH (signed). From then on every message is sealed (secretstream) and the
+session is ``OPEN``; sending GOING_AWAY makes it ``CLOSING`` (frames in flight still
+arrive), receiving one makes it ``CLOSED``. Any violation raises ProtocolError, after
+which the session is ``FAILED`` and must be dropped.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from node.errors import ProtocolError, SignatureError
 PROTOCOL_VERSION = 1
 MAX_MESSAGE = 300 * 1024  # sealed message limit (an OPS frame carries <= 256 KiB of ops)
 MAX_OPS_BYTES = 256 * 1024
-MAX_OFFER = 10_000  # circles per OFFER
-MAX_HEIGHTS = 100_000  # authors per HAVE
+MAX_OFFER = 4_000  # circles per OFFER message (36 B each: fits MAX_MESSAGE); more -> more=True
+MAX_HEIGHTS = 4_000  # authors per HAVE message (44 B each); more -> more=True
 
 
 class FrameType(IntEnum):
@@ -52,6 +53,7 @@ class FrameType(IntEnum):
 class State(Enum):
     HANDSHAKE = "handshake"
     OPEN = "open"
+    CLOSING = "closing"  # we said GOING_AWAY; frames in flight (and the peer's) still arrive
     CLOSED = "closed"
     FAILED = "failed"
 
@@ -102,6 +104,7 @@ class Offer(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.OFFE
     """Per circle the receiver may host: the sender's digest of its heights."""
 
     circles: Annotated[dict[Bytes16, Bytes16], msgspec.Meta(max_length=MAX_OFFER)]
+    more: bool = False  # another OFFER message follows
 
 
 class Have(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.HAVE)):
@@ -109,6 +112,7 @@ class Have(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.HAVE)
 
     circle: Bytes16
     heights: Annotated[dict[Bytes32, Count], msgspec.Meta(max_length=MAX_HEIGHTS)]
+    more: bool = False  # another HAVE message for this circle follows
 
 
 class Ops(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.OPS)):
@@ -145,12 +149,23 @@ class HandshakeComplete:
 
 Event = HandshakeComplete | SessionEvent
 
-# Which events may be sent/received while OPEN. HANDSHAKE messages are handled apart.
+_SESSION_EVENTS: frozenset[type] = frozenset({Summary, Offer, Have, Ops, Done, GoingAway})
+
+# Which events may be *received* in each state (HANDSHAKE messages are handled apart).
+# After we send GOING_AWAY (CLOSING) the peer's frames already in flight, and its own
+# GOING_AWAY if both sides hang up at once, still arrive; nothing may be sent any more.
 _ALLOWED: dict[State, frozenset[type]] = {
     State.HANDSHAKE: frozenset(),
-    State.OPEN: frozenset({Summary, Offer, Have, Ops, Done, GoingAway}),
+    State.OPEN: _SESSION_EVENTS,
+    State.CLOSING: _SESSION_EVENTS,
     State.CLOSED: frozenset(),
     State.FAILED: frozenset(),
+}
+# Transitions: (state, event type, direction) -> next state; anything absent keeps state.
+_TRANSITIONS: dict[tuple[State, type, str], State] = {
+    (State.OPEN, GoingAway, "send"): State.CLOSING,
+    (State.OPEN, GoingAway, "receive"): State.CLOSED,
+    (State.CLOSING, GoingAway, "receive"): State.CLOSED,
 }
 
 
@@ -297,18 +312,14 @@ class SyncSession:
             raise ProtocolError(f"{type(event).__name__} not allowed while {self.state.value}")
         if isinstance(event, Ops) and sum(len(o) for o in event.ops) > MAX_OPS_BYTES:
             raise ProtocolError("OPS frame above the size limit")
-        if isinstance(event, GoingAway):
-            self.state = State.CLOSED
+        self.state = _TRANSITIONS.get((self.state, type(event), "receive"), self.state)
         return event
 
     def send(self, event: SessionEvent) -> bytes:
         """Seal one event into a message for the transport."""
         if self.state is not State.OPEN or self._seal is None:
             raise ProtocolError(f"cannot send on a {self.state.value} session")
-        if type(event) not in _ALLOWED[self.state]:
-            raise ProtocolError(f"{type(event).__name__} not allowed while {self.state.value}")
-        if isinstance(event, GoingAway):
-            self.state = State.CLOSED
+        self.state = _TRANSITIONS.get((self.state, type(event), "send"), self.state)
         return self._count_out(self._seal.seal(_encoder.encode(event)))
 
     def _count_out(self, message: bytes) -> bytes:
