@@ -47,6 +47,7 @@ from node.store.store import STATUS_SOFT_FAILED, STATUS_VALID, OpRow
 
 MAX_PENDING_PER_AUTHOR = 5_000
 MAX_PENDING_BYTES = 64 * 1024 * 1024
+MAX_PENDING_STRANGERS = 1_000
 MAX_PROBLEMS = 50
 MAX_EVIDENCE_PER_AUTHOR = 1_000
 
@@ -181,6 +182,7 @@ class Batch:
         self.released: list[bytes] = []
         self.seen: set[bytes] = set()
         self.pended: set[bytes] = set()
+        self.strangers = 0
 
     @classmethod
     async def start(cls, replica: Replica, report: IngestReport) -> Batch:
@@ -228,14 +230,19 @@ class Batch:
         author_key = (op.circle, op.author)
         wire = op.wire()
         in_store = await self.store.pending_count(op.circle, op.author)
+        strangers = 0
+        if pended.why == "stranger":
+            strangers = await self.store.pending_with_reason("stranger") + self.strangers
         if (
             in_store + self.pending_by_author[author_key] >= MAX_PENDING_PER_AUTHOR
             or self.pending_bytes + len(wire) > MAX_PENDING_BYTES
+            or strangers >= MAX_PENDING_STRANGERS
         ):
             self.report.reject(op.op_id, Reason.PENDING_FULL, "too many ops waiting; sync later")
             return
         self.pending_bytes += len(wire)
         self.pending_by_author[author_key] += 1
+        self.strangers += pended.why == "stranger"
         self.pending_rows.append(
             (op.op_id, op.circle, op.author, op.seq, wire, pended.why, pended.waiting_for)
         )
@@ -290,7 +297,10 @@ class Batch:
             raise Rejected(Reason.EQUIVOCATION, "author is frozen here after equivocating")
         missing = log.missing(tuple(header.deps))
         if missing:
-            raise Pended("missing_deps", missing[0])
+            # an author this circle has never heard of gets only a small shared allowance,
+            # so throwaway keys citing made-up deps cannot fill the pending buffer
+            known = op.author in log.full().keys
+            raise Pended("missing_deps" if known else "stranger", missing[0])
         # authorization comes before the gap check, so only authorized authors park ops
         status, auth_body = self._authorize(op, log)
         if header.seq > height + 1:

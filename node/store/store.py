@@ -347,6 +347,10 @@ class Store:
         (n,) = await self._one("SELECT COALESCE(SUM(LENGTH(wire)), 0) FROM pending")
         return int(n)
 
+    async def pending_with_reason(self, reason: str) -> int:
+        (n,) = await self._one("SELECT COUNT(*) FROM pending WHERE reason = ?", (reason,))
+        return int(n)
+
     async def pending_count(self, circle: bytes | None = None, author: bytes | None = None) -> int:
         if circle is None:
             (n,) = await self._one("SELECT COUNT(*) FROM pending")

@@ -24,6 +24,7 @@ from helpers import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from node import ingest as ingest_module
 from node.crypto.keys import KeyPair
 from node.crypto.ops import MAX_OP_BYTES, OpKind, encode_wire, make_op
 from node.domain.auth import Level
@@ -572,3 +573,15 @@ async def test_founder_forking_at_seq_one_does_not_erase_the_circle(world: World
     assert world.circle in await world.replica.store.circles()
     result = await verify_store(world.replica)
     assert result.ok, result.problems
+
+
+async def test_strangers_citing_unknown_deps_get_a_small_pending_allowance(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Throwaway keys citing made-up deps share a small pending allowance, then are refused."""
+    monkeypatch.setattr(ingest_module, "MAX_PENDING_STRANGERS", 5)
+    ops = [Author().record(world.circle, [os.urandom(32)], t="note") for _ in range(7)]
+    report = await ingest(world.replica, ops)
+    assert report.pending == 5
+    assert dict(report.reasons) == {"pending_full": 2}
+    assert await world.replica.store.pending_with_reason("stranger") == 5
