@@ -21,7 +21,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from node.commands import circles, members, setup, verify
+from node.commands import (
+    bundle,
+    circles,
+    elections,
+    funding,
+    ideas,
+    members,
+    peers,
+    proposals,
+    setup,
+    sync,
+    verify,
+)
 from node.commands.base import Context, Handler, Output
 from node.errors import NodeError
 from node.home import DEFAULT_LISTEN, NodeHome, resolve_home
@@ -123,6 +135,42 @@ def _circle_commands(build: _Builder, subs: argparse._SubParsersAction[_Parser])
     build.command(circle, "list", "the circles this node holds", circles.list_circles)
 
 
+def _bundle_commands(build: _Builder, subs: argparse._SubParsersAction[_Parser]) -> None:
+    group = build.group(build.command(subs, "bundle", "USB bundles, with no network"), "bundle")
+    out = build.command(group, "export", "write circles to a bundle file", bundle.export)
+    out.add_argument("file", metavar="FILE", help="the bundle file to write")
+    out.add_argument("--circle", action="append", metavar="ID", help="only this circle (repeat)")
+    out.add_argument(
+        "--for", dest="for_node", metavar="CARD_OR_NODE", help="only circles this node may host"
+    )
+    out.add_argument("--since", metavar="HEIGHTS_FILE", help="only ops the receiver lacks")
+    out.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    imp = build.command(group, "import", "verify and ingest a bundle file", bundle.import_)
+    imp.add_argument("file", metavar="FILE", help="the bundle file to read")
+    own = build.command(group, "heights", "write this node's heights for --since", bundle.heights)
+    own.add_argument("file", metavar="FILE", help="the heights file to write")
+    own.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+
+
+def _sync_commands(build: _Builder, subs: argparse._SubParsersAction[_Parser]) -> None:
+    serve = build.command(subs, "serve", "run the node: serve and sync with peers", sync.serve)
+    serve.add_argument("--listen", metavar="HOST:PORT", help="default: `listen` in node.toml")
+    serve.add_argument(
+        "--discover", action="store_true", help="announce on the LAN and list nodes found there"
+    )
+    once = build.command(subs, "sync", "sync with peers", sync.sync)
+    once.add_argument("--once", action="store_true", help="one full round, then exit")
+    once.add_argument("--peer", metavar="URL", help="only this peer (need not be configured)")
+    once.add_argument("--timeout", type=float, default=120.0, help="seconds per peer")
+    peer = build.group(build.command(subs, "peer", "peers this node syncs with"), "peer")
+    add = build.command(peer, "add", "add a peer by URL", peers.add)
+    add.add_argument("url", metavar="URL", help="http://HOST:PORT (or ws://, http+post://)")
+    add.add_argument("--name", help="a short name for the peer")
+    build.command(peer, "list", "the peers, with last contact and ops", peers.list_peers)
+    remove = build.command(peer, "remove", "remove a peer", peers.remove)
+    remove.add_argument("peer", metavar="URL_OR_NAME")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = _Parser(
@@ -144,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--circle", metavar="CIRCLE", help="only this circle")
     _member_commands(build, subs)
     _circle_commands(build, subs)
+    _bundle_commands(build, subs)
+    _sync_commands(build, subs)
+    for module in (proposals, elections, ideas, funding):
+        module.register(build, subs)  # each governance module adds its own commands
     return parser
 
 
@@ -189,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), as_json, 1)
     except KeyboardInterrupt:
         return 130
+    if not output.data and not output.text:  # it printed its output itself (serve)
+        return output.code
     if as_json:
         _print_json(output.data)
     else:

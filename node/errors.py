@@ -12,6 +12,8 @@
     +-- StorageError               the SQLite store failed or is not initialised
     +-- NotFound                   a circle, member or op that is not known
     +-- ProtocolError              a peer broke the sync protocol
+    +-- NetworkError               a peer cannot be reached, or the connection broke
+                                   (also a builtin ConnectionError)
 
 Third-party exceptions are translated at the edge with ``raise ... from exc``.
 Every message says what happened and, where the user can act, what to do.
@@ -66,3 +68,7 @@ class NotFound(NodeError):
 
 class ProtocolError(NodeError):
     """A peer broke the sync protocol."""
+
+
+class NetworkError(NodeError, ConnectionError):
+    """A peer cannot be reached, or the connection to it broke."""

@@ -170,8 +170,8 @@ class Store:
             except sqlite3.Error as exc:
                 await self._rollback()
                 raise StorageError(f"commit failed: {exc}") from exc
-            # our own commit does not change data_version for this connection
-            await self.changed_elsewhere()
+            # our own commit does not change data_version for this connection, and another
+            # process's earlier commit must stay visible to the next changed_elsewhere()
 
     @asynccontextmanager
     async def between_writes(self) -> AsyncIterator[None]:

@@ -133,6 +133,9 @@ class PeerSync:
         self.stats = SyncStats()
         self.peer: bytes | None = None
         self.synced = asyncio.Event()  # initial sync finished both ways
+        # live ops came for a circle we do not hold (we were just made a host): only a new
+        # session's initial sync can fetch it, so whoever runs this session reconnects
+        self.resync = asyncio.Event()
         self._offer: dict[bytes, bytes] = {}
         self._to_sync: set[bytes] = set()
         self._answered: set[bytes] = set()
@@ -280,6 +283,7 @@ class PeerSync:
                 raise ProtocolError("live ops before the initial sync finished")
             if ops.circle not in await self.replica.circles():
                 log.info("ignoring live ops of a circle we do not hold from %s", self._peer_name())
+                self.resync.set()
                 return
         elif ops.circle not in self._to_sync:
             raise ProtocolError("the peer sent ops for a circle we did not ask for")
