@@ -14,7 +14,7 @@ from node.commands.base import Context, Output, open_replica, run_async
 from node.errors import ConfigError
 from node.home import NodeHome, check_name
 from node.store.peers import Peer, PeerBook
-from node.sync.transport import parse_peer_url
+from node.sync.urls import parse_peer_url
 
 
 async def _add(home: NodeHome, url: str, name: str | None) -> Peer:

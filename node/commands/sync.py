@@ -1,207 +1,25 @@
-"""Running the node and syncing with peers: ``serve`` and ``sync --once``.
+"""``serve`` and ``sync``: thin entry points that load the network stack only when run.
 
-Both need the node key (its passphrase): the sync handshake proves the node's identity.
-Writing commands never need a peer; what they write syncs when a peer is reachable.
+Every other command stays quick to start because aiohttp and zeroconf are imported here
+lazily (the implementation is in :mod:`node.commands.sync_run`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
-import logging
-import signal
-import sys
-from typing import Any
 
-from node.commands.base import Context, Output, open_replica, run_async, short
-from node.crypto.keys import KeyPair
-from node.errors import ConfigError, NodeError
-from node.home import NodeHome, ask_passphrase
-from node.service import NodeService, ServiceConfig, SyncResult, split_listen, sync_once
-from node.store.peers import PeerBook
-from node.sync.discovery import Discovery
-from node.sync.transport import parse_peer_url
-
-log = logging.getLogger(__name__)
-_HANDLER = "circle-node-stderr"
-
-
-def _node_key(home: NodeHome) -> KeyPair:
-    return home.unlock_node(ask_passphrase(f"the key of node {home.config.name!r}"))
-
-
-def _log_to_stderr(level: int) -> None:
-    """Our log lines go to stderr (stdout carries the command's result)."""
-    logger = logging.getLogger("node")
-    logger.setLevel(level)
-    if any(h.get_name() == _HANDLER for h in logger.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name(_HANDLER)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-
-
-# ---- serve -------------------------------------------------------------------------------
-
-
-def _announce(ctx: Context, service: NodeService, peers: int) -> None:
-    assert service.server is not None
-    server = service.server
-    node = service.node_key.public.hex()
-    if ctx.json:
-        line = json.dumps(
-            {"listening": server.address, "url": server.url, "node": node, "peers": peers}
-        )
-    else:
-        line = (
-            f"Listening on {server.address} (node {node[:8]}), syncing with {peers} "
-            "peer(s). Stop with Ctrl-C."
-        )
-    print(line, flush=True)
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
-
-
-async def _announce_on_lan(
-    stack: contextlib.AsyncExitStack, home: NodeHome, key: KeyPair, service: NodeService
-) -> None:
-    """``serve --discover``: announce and browse the LAN; found nodes are offered in the
-    log (``peer add URL`` trusts one), never synced with automatically."""
-    assert service.server is not None
-    host = service.server.host
-    # listening on one address (say 127.0.0.1) announces there only; 0.0.0.0 announces on
-    # every interface
-    interfaces = None if host in ("0.0.0.0", "", "::") else [host]
-    discovery = Discovery(
-        key.public, service.server.port, name=home.config.name, interfaces=interfaces
-    )
-    try:
-        await stack.enter_async_context(discovery)
-    except NodeError as exc:
-        log.warning("%s", exc)  # multicast blocked: the node still serves and syncs
-
-
-async def _serve(
-    ctx: Context, home: NodeHome, key: KeyPair, listen: str, *, discover: bool = False
-) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        async with open_replica(home) as replica:
-            peers = len(await PeerBook(replica.store).all())
-            async with (
-                NodeService(replica, key, ServiceConfig(listen=listen)) as service,
-                contextlib.AsyncExitStack() as stack,
-            ):
-                if discover:
-                    await _announce_on_lan(stack, home, key, service)
-                _announce(ctx, service, peers)
-                await _first_of(stop, service.failed)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    if service.failure is not None:
-        log.error("the node stopped because of an internal error: %r", service.failure)
-        return 1
-    return 0
+from node.commands.base import Context, Output
 
 
 def serve(ctx: Context, args: argparse.Namespace) -> Output:
-    """Run the node: serve peers, keep live sync with every configured peer, until stopped
-    (SIGINT or SIGTERM). Prints one line (or JSON object) once it listens; logs to stderr."""
-    home = ctx.home.require()
-    listen = str(args.listen or home.config.listen)
-    split_listen(listen)  # a bad address fails before the passphrase prompt
-    key = _node_key(home)
-    _log_to_stderr(logging.INFO)
-    code = run_async(_serve(ctx, home, key, listen, discover=bool(args.discover)))
-    return Output({}, "", code)  # empty: the listening line was its output
+    """Run the node: serve peers and keep live sync until stopped (SIGINT or SIGTERM)."""
+    from node.commands import sync_run
 
-
-# ---- sync --once -------------------------------------------------------------------------
-
-
-async def _targets(home: NodeHome, url: str | None) -> list[tuple[str, bytes | None]]:
-    """``(url, pinned node key)`` to sync with: the one given, else every configured peer."""
-    async with open_replica(home) as replica:
-        book = PeerBook(replica.store)
-        if url is not None:
-            peer = await book.get(url)
-            return [(url, peer.node if peer else None)]
-        peers = await book.all()
-    if not peers:
-        raise NodeError(
-            "no peers configured: add one with `circle-node peer add http://HOST:PORT`, "
-            "or give one with --peer URL"
-        )
-    return [(p.url, p.node) for p in peers]
-
-
-async def _sync_all(
-    home: NodeHome, key: KeyPair, targets: list[tuple[str, bytes | None]], limit: float
-) -> list[SyncResult]:
-    async with open_replica(home) as replica:
-        results = await asyncio.gather(
-            *(
-                sync_once(replica, key, url, expected_peer=pin, time_limit=limit)
-                for url, pin in targets
-            )
-        )
-        book = PeerBook(replica.store)
-        for result in results:
-            await book.record_contact(
-                result.peer,
-                node=result.node,
-                ops_sent=result.stats.ops_sent,
-                ops_received=result.stats.ops_received,
-                error=result.stats.error,
-            )
-    return list(results)
-
-
-def _result_text(data: dict[str, Any]) -> str:
-    if data["error"]:
-        return f"{data['peer']}: FAILED: {data['error']}"
-    return (
-        f"{data['peer']}: {data['ops_sent']} ops sent, {data['ops_received']} received, "
-        f"{data['bytes_sent']}/{data['bytes_received']} bytes out/in, "
-        f"{data['round_trips']} round trip(s)"
-    )
+    return sync_run.serve(ctx, args)
 
 
 def sync(ctx: Context, args: argparse.Namespace) -> Output:
-    """One full sync round with each configured peer (or the one given); exit 1 if any
-    peer could not be synced."""
-    if not args.once:
-        raise ConfigError(
-            "`circle-node sync` needs --once (one round with each peer); to keep syncing, "
-            "run `circle-node serve`"
-        )
-    home = ctx.home.require()
-    url = None if args.peer is None else parse_peer_url(str(args.peer)).url
-    limit = float(args.timeout)
-    if limit <= 0:
-        raise ConfigError("--timeout must be a positive number of seconds")
-    targets = run_async(_targets(home, url))
-    key = _node_key(home)
-    _log_to_stderr(logging.WARNING)
-    results = run_async(_sync_all(home, key, targets, limit))
-    rows = [r.as_json() for r in results]
-    failed = sum(1 for r in rows if r["error"])
-    text = "\n".join(_result_text(r) for r in rows)
-    if failed:
-        text += f"\n{failed} of {len(rows)} peer(s) could not be synced (node {short(key.public)})."
-    return Output({"peers": rows}, text, 1 if failed else 0)
+    """One full sync round with each configured peer (or one), then exit."""
+    from node.commands import sync_run
+
+    return sync_run.sync(ctx, args)
