@@ -39,10 +39,17 @@ async def build_ops(path: Path, n_ops: int, n_members: int = 4) -> tuple[list[by
     members = [KeyPair.generate() for _ in range(n_members)]
     home = KeyPair.generate().public
     async with Replica.open(path) as replica:
-        circle = await local.create_circle(replica, creator, name="Bench", creator_name="c", home=home)
+        circle = await local.create_circle(
+            replica, creator, name="Bench", creator_name="c", home=home
+        )
         for i, member in enumerate(members):
             await local.add_member(
-                replica, creator, circle, member=member.public, name=f"m{i}", level=Level.WRITE,
+                replica,
+                creator,
+                circle,
+                member=member.public,
+                name=f"m{i}",
+                level=Level.WRITE,
                 home=home,
             )
         state = await replica.auth_state(circle)
@@ -61,14 +68,30 @@ async def build_ops(path: Path, n_ops: int, n_members: int = 4) -> tuple[list[by
             before = ydoc.get_state()
             ydoc.get("items", type=pycrdt.Map)[f"k{i}"] = f"value {i}"
             body = bytes(ydoc.get_update(before))
-            op = make_op(member, kind=OpKind.Y, circle=circle, seq=seq + 1, backlink=head,
-                         deps=deps, body=body, doc=doc, ycid=state.ycid_of(member.public) or 0)
+            op = make_op(
+                member,
+                kind=OpKind.Y,
+                circle=circle,
+                seq=seq + 1,
+                backlink=head,
+                deps=deps,
+                body=body,
+                doc=doc,
+                ycid=state.ycid_of(member.public) or 0,
+            )
         else:
             body = msgspec.msgpack.encode(
                 {"t": "position", "proposal": os.urandom(16), "position": "consent"}
             )
-            op = make_op(member, kind=OpKind.RECORD, circle=circle, seq=seq + 1, backlink=head,
-                         deps=deps, body=body)
+            op = make_op(
+                member,
+                kind=OpKind.RECORD,
+                circle=circle,
+                seq=seq + 1,
+                backlink=head,
+                deps=deps,
+                body=body,
+            )
         chain[member.public] = (seq + 1, op.op_id)
         workload.append(op.wire())
     return setup, workload

@@ -183,11 +183,17 @@ class Batch:
         self.seen: set[bytes] = set()
         self.pended: set[bytes] = set()
         self.strangers = 0
+        self.circles: set[bytes] = set()
+        self.frozen: dict[tuple[bytes, bytes], int] = {}
 
     @classmethod
     async def start(cls, replica: Replica, report: IngestReport) -> Batch:
         store = replica.store
-        return cls(replica, report, await store.max_lseq() + 1, await store.pending_bytes())
+        batch = cls(replica, report, await store.max_lseq() + 1, await store.pending_bytes())
+        # the replica mutates these in place within the transaction (new circle, freeze)
+        batch.circles = await replica.circles()
+        batch.frozen = await replica.frozen()
+        return batch
 
     async def run(self, ops: Sequence[Op]) -> None:
         known = await self.store.known_op_ids([op.op_id for op in ops])
@@ -279,11 +285,11 @@ class Batch:
         circle = op.circle
         if op.kind is OpKind.GENESIS:
             self._check_genesis(op)
-            if circle in await self.replica.circles():
+            if circle in self.circles:
                 raise Rejected(Reason.INVALID, "a different genesis already made this circle id")
             self._accept_genesis(op)
             return
-        if circle not in await self.replica.circles():
+        if circle not in self.circles:
             raise Pended("unknown_circle", circle)
         log = await self.replica.auth_log(circle)
         if header.seq == 1 and op.author == log.genesis_author:
@@ -292,7 +298,7 @@ class Batch:
         if header.seq <= height:
             await self._equivocation(op)
             raise Rejected(Reason.EQUIVOCATION, f"a different op already holds seq {header.seq}")
-        if (circle, op.author) in await self.replica.frozen():
+        if (circle, op.author) in self.frozen:
             await self._keep_as_evidence(op)
             raise Rejected(Reason.EQUIVOCATION, "author is frozen here after equivocating")
         missing = log.missing(tuple(header.deps))

@@ -114,7 +114,8 @@ class AuthLog:
         self._as_of.clear()
 
     def cites_void(self, deps: tuple[bytes, ...]) -> bool:
-        return any(d in self.void for d in deps)
+        void = self.void
+        return bool(void) and any(d in void for d in deps)
 
     def full(self) -> AuthState:
         if self._full is None:
