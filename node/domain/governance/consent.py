@@ -1,24 +1,35 @@
 """Proposals, consent and decisions: pure rules over a circle's signed records.
 
-The outcome of a proposal is a function of the set of valid records alone, never of the
-order they arrived in or of any clock:
-- the **current version** is the deepest amendment (ties: the lower op id);
-- a member's **position** on it is their latest position record on that version (per key
-  by seq; across a member's devices the later record time, then the lower op id);
-- an **objection** is open while its author's latest position on the version is that
-  objection and no valid test says it does not qualify (a test counts when the objector
-  signed it, or when it cites an agreed proposal that settled it);
-- a proposal is **agreed** when a valid decision record exists for the current version;
-  a decision record is valid when it lists, for every member required by the quorum
-  policy as of the decision (default: every member with write level), a consent or
-  concern by that member on exactly that version, and no objection.
+The outcome of a proposal is a function of the *set* of valid records alone, never of the
+order they arrived in or of any clock (docs/governance.md states every rule):
+
+- **versions** form a tree by ``base``; a version's number is its depth. An amendment
+  repeating the text of a version that already exists makes no new version. The
+  **current version** is the deepest (ties: the lower op id).
+- a member's **position** on a version is their latest position record on it: per key by
+  seq; across a member's keys (devices) the later record time, then the lower op id.
+  Only members the quorum policy requires can take part: other positions never count.
+- an **objection** is open while it is its author's latest position and no valid test
+  says it does not qualify. A test counts when the objector signed it, or when it cites
+  an agreed proposal whose ``subject`` is ``objection:<op hex>`` of that objection.
+- a **decision record** holds when every position it lists is a known position on exactly
+  its proposal version, no listed objection is open, no member is listed twice, and every
+  member required by the quorum policy has a listed position. The quorum is judged as of
+  everything the decision rests on: the union of the ``deps`` of the decision, the
+  proposal, the decided version and the listed positions.
+- a proposal is **agreed** when a decision record on one of its versions holds (the
+  deepest such version, then the lower op id). A decision closes the round: a position
+  signed after it (or concurrently) does not reopen it; that goes through a review.
+- otherwise its state is, in order: **withdrawn** (any withdraw record), **deferred** (the
+  latest stage record), **integrating** (an open objection on the current version),
+  **consent_round** (any position on the proposal), else the latest stage or **draft**.
 Concerns never block; they stay with the evaluation criteria.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from node.domain.governance.records import (
@@ -46,7 +57,18 @@ STATES = (
     "withdrawn",
     "deferred",
 )
-_STAGE_RANK = {"draft": 0, "clarifying": 1, "reactions": 2, "consent_round": 3}
+OPEN_STATES = frozenset({"draft", "clarifying", "reactions", "consent_round", "integrating"})
+MAX_TEST_DEPTH = 8  # objection tests settled by decisions whose objections were tested...
+
+RequiredAt = Callable[[bytes | None], set[bytes]]
+"""Members the quorum requires as of one record's deps (``None``: as of now)."""
+RequiredFor = Callable[[Sequence[bytes]], set[bytes]]
+"""Members the quorum requires as of the union of several records' deps."""
+
+
+def objection_subject(objection: bytes) -> str:
+    """The ``subject`` of a proposal that tests one objection by consent."""
+    return "objection:" + objection.hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +93,8 @@ class Version:
     base: bytes | None = None
     strategy: str = "original"
     resolves: list[bytes] = field(default_factory=list)
+    note: str = ""
+    ts: int = 0
 
 
 @dataclass
@@ -91,17 +115,29 @@ class Proposal:
         """The deepest version; between equally deep ones, the lower op id."""
         return min(self.versions.values(), key=lambda v: (-v.number, v.op_id))
 
+    def ordered_versions(self) -> list[Version]:
+        return sorted(self.versions.values(), key=lambda v: (v.number, v.op_id))
+
+    def latest_stage(self) -> StageRec | None:
+        """The stage record with the latest time (ties: the higher op id)."""
+        if not self.stages:
+            return None
+        last = max(self.stages, key=lambda s: (s.ts, s.op_id)).record
+        assert isinstance(last, StageRec)
+        return last
+
 
 @dataclass
 class Outcome:
     state: str
-    version: Version
-    positions: dict[bytes, Signed]  # member -> their position on the current version
+    version: Version  # the agreed version, else the current one
+    positions: dict[bytes, Signed]  # member -> the position that counts on ``version``
     required: set[bytes]
     missing: list[bytes]
     open_objections: list[Signed]
     concerns: list[Signed]
     decision: Signed | None
+    ignored: list[Signed] = field(default_factory=list)  # by members who cannot take part
 
     @property
     def agreed(self) -> bool:
@@ -115,58 +151,54 @@ class Governance:
         self.proposals: dict[bytes, Proposal] = {}
         self.tests: dict[bytes, list[Signed]] = defaultdict(list)
         self.reviews: dict[bytes, list[Signed]] = defaultdict(list)
+        self.decisions: list[Signed] = []  # every decision record, known proposal or not
         self.by_op: dict[bytes, Signed] = {}
         pending: list[Signed] = []
         for signed in sorted(records, key=lambda s: s.op_id):
+            if signed.op_id in self.by_op:
+                continue
             self.by_op[signed.op_id] = signed
             record = signed.record
             if isinstance(record, ProposalRec):
                 pid = record_id(signed.op_id)
                 proposal = Proposal(pid, signed.op_id, signed.member, signed.ts, record)
                 first = Version(
-                    version_hash(pid, record.text), record.text, 0, signed.op_id, signed.member
+                    version_hash(pid, record.text),
+                    record.text,
+                    0,
+                    signed.op_id,
+                    signed.member,
+                    ts=signed.ts,
                 )
                 proposal.versions[first.hash] = first
                 self.proposals[pid] = proposal
             else:
                 pending.append(signed)
-        amends = [s for s in pending if isinstance(s.record, AmendRec)]
-        self._add_versions(amends)
+        self._add_versions([s for s in pending if isinstance(s.record, AmendRec)])
         for signed in pending:
             self._attach(signed)
 
     def _add_versions(self, amends: list[Signed]) -> None:
-        """Versions form a tree by ``base``; add amendments whose base is known, repeatedly."""
-        remaining = amends
-        while remaining:
-            progressed = []
-            for signed in remaining:
-                record = signed.record
-                assert isinstance(record, AmendRec)
-                proposal = self.proposals.get(record.proposal)
-                base = proposal.versions.get(record.base) if proposal and record.base else None
-                if proposal is None or base is None:
-                    continue
-                version = Version(
-                    version_hash(proposal.id, record.text),
-                    record.text,
-                    base.number + 1,
-                    signed.op_id,
-                    signed.member,
-                    base.hash,
-                    record.strategy,
-                    list(record.resolves),
+        """Grow each proposal's version tree level by level from its first version, so a
+        version's number is its depth whatever order the amendments came in."""
+        children: dict[tuple[bytes, bytes], list[Signed]] = defaultdict(list)
+        for signed in amends:
+            record = signed.record
+            assert isinstance(record, AmendRec)
+            children[(record.proposal, record.base)].append(signed)
+        for proposal in self.proposals.values():
+            frontier = list(proposal.versions.values())
+            while frontier:
+                level = sorted(
+                    (s for v in frontier for s in children.get((proposal.id, v.hash), [])),
+                    key=lambda s: s.op_id,
                 )
-                existing = proposal.versions.get(version.hash)
-                if existing is None or (version.number, version.op_id) < (
-                    existing.number,
-                    existing.op_id,
-                ):
-                    proposal.versions[version.hash] = version
-                progressed.append(signed)
-            if not progressed:
-                break
-            remaining = [s for s in remaining if s not in progressed]
+                frontier = []
+                for signed in level:
+                    version = _version_of(proposal, signed)
+                    if version.hash not in proposal.versions:
+                        proposal.versions[version.hash] = version
+                        frontier.append(version)
 
     def _attach(self, signed: Signed) -> None:
         record = signed.record
@@ -176,6 +208,8 @@ class Governance:
         if isinstance(record, ReviewRec):
             self.reviews[record.agreement].append(signed)
             return
+        if isinstance(record, DecisionRec):
+            self.decisions.append(signed)
         proposal_id = getattr(record, "proposal", None)
         proposal = self.proposals.get(proposal_id) if proposal_id else None
         if proposal is None:
@@ -194,57 +228,88 @@ class Governance:
     # ---- outcomes -----------------------------------------------------------------------
 
     def outcome(
-        self, proposal: Proposal, required_at: Callable[[bytes | None], set[bytes]], _depth: int = 0
+        self,
+        proposal: Proposal,
+        required_at: RequiredAt,
+        _depth: int = 0,
+        *,
+        required_for: RequiredFor | None = None,
     ) -> Outcome:
-        """The state of ``proposal``. ``required_at(op_id)`` gives the members whose consent
-        the quorum policy requires as of that record's deps, ``required_at(None)`` as of now:
-        a decision is judged by who was required when it was made, an open round by who is
-        required today."""
+        """The state of ``proposal``. ``required_at(None)`` gives the members the quorum
+        policy requires today (for an open round); ``required_for(op_ids)`` those it
+        required as of what a decision rests on (default: as of the decision alone)."""
+        quorum = _Quorum(required_at, required_for)
+        decision = self._valid_decision(proposal, quorum, _depth)
+        if decision is not None:
+            return self._agreed(proposal, decision, quorum)
         version = proposal.current()
         latest = latest_positions(proposal.positions, version.hash)
-        decision = self._valid_decision(proposal, version.hash, required_at)
-        required = required_at(decision.op_id if decision else None)
+        required = required_at(None)
+        counted = {m: s for m, s in latest.items() if m in required}
+        ignored = [s for m, s in latest.items() if m not in required]
         objections = [
             s
-            for s in latest.values()
-            if _kind(s) == "objection" and self.objection_open(s, required_at, _depth)
+            for s in counted.values()
+            if _kind(s) == "objection" and self._objection_open(s, quorum, _depth)
         ]
         open_ids = {s.op_id for s in objections}
-        # a tested objection that does not qualify no longer blocks: it counts as a concern
-        concerns = [
-            s
-            for s in latest.values()
-            if _kind(s) == "concern" or (_kind(s) == "objection" and s.op_id not in open_ids)
-        ]
-        consented = {m for m, s in latest.items() if s.op_id not in open_ids}
-        missing = sorted(required - consented)
+        consented = {m for m, s in counted.items() if s.op_id not in open_ids}
         return Outcome(
-            _state(proposal, latest, objections, decision),
+            _state(proposal, bool(counted) or bool(proposal.positions), bool(objections)),
             version,
-            latest,
+            counted,
             required,
-            missing,
+            sorted(required - consented),
             objections,
-            concerns,
-            decision,
+            [s for s in counted.values() if _kind(s) != "consent" and s.op_id not in open_ids],
+            None,
+            ignored,
         )
 
-    def _valid_decision(
-        self, proposal: Proposal, version: bytes, required_at: Callable[[bytes | None], set[bytes]]
-    ) -> Signed | None:
-        valid = [
-            d
-            for d in proposal.decisions
-            if self.decision_holds(d, required_at) is None
-            and isinstance(d.record, DecisionRec)
-            and d.record.version == version
-        ]
-        return min(valid, key=lambda d: d.op_id) if valid else None
+    def _agreed(self, proposal: Proposal, decision: Signed, quorum: _Quorum) -> Outcome:
+        record = decision.record
+        assert isinstance(record, DecisionRec)
+        version = proposal.versions[record.version]
+        required = quorum.for_decision(self, proposal, decision)
+        listed = [self.by_op[op_id] for op_id in record.positions]
+        counted = {s.member: s for s in listed if s.member in required}
+        return Outcome(
+            "agreed",
+            version,
+            counted,
+            required,
+            [],
+            [],
+            [s for s in counted.values() if _kind(s) != "consent"],
+            decision,
+            [s for s in listed if s.member not in required],
+        )
+
+    def _valid_decision(self, proposal: Proposal, quorum: _Quorum, depth: int) -> Signed | None:
+        """The decision that makes ``proposal`` agreed: among those that hold, the one on
+        the deepest version, then the lower op id."""
+        holding = [d for d in proposal.decisions if self._problem(d, quorum, depth) is None]
+        if not holding:
+            return None
+
+        def rank(decision: Signed) -> tuple[int, bytes]:
+            record = decision.record
+            assert isinstance(record, DecisionRec)
+            return (-proposal.versions[record.version].number, decision.op_id)
+
+        return min(holding, key=rank)
 
     def decision_holds(
-        self, decision: Signed, required_at: Callable[[bytes | None], set[bytes]]
+        self,
+        decision: Signed,
+        required_at: RequiredAt,
+        *,
+        required_for: RequiredFor | None = None,
     ) -> str | None:
         """None when the decision record holds; otherwise why it does not."""
+        return self._problem(decision, _Quorum(required_at, required_for), 0)
+
+    def _problem(self, decision: Signed, quorum: _Quorum, depth: int) -> str | None:
         record = decision.record
         assert isinstance(record, DecisionRec)
         proposal = self.proposals.get(record.proposal)
@@ -252,36 +317,99 @@ class Governance:
             return "it names a proposal version this circle does not have"
         by_member: dict[bytes, Signed] = {}
         for op_id in record.positions:
+            name = op_id.hex()[:12]
             signed = self.by_op.get(op_id)
             position = signed.record if signed else None
             if signed is None or not isinstance(position, PositionRec):
-                return f"position {op_id.hex()[:12]} is not a known position record"
+                return f"position {name} is not a known position record"
             if position.proposal != record.proposal or position.version != record.version:
-                return f"position {op_id.hex()[:12]} is on another proposal or version"
-            if position.position == "objection" and self.objection_open(signed, required_at):
-                return f"position {op_id.hex()[:12]} is an objection that was not tested away"
+                return f"position {name} is on another proposal or version"
+            if position.position == "objection" and self._objection_open(signed, quorum, depth):
+                return f"position {name} is an objection that was not tested away"
+            if signed.member in by_member:
+                return f"it lists two positions of member {signed.member.hex()[:12]}"
             by_member[signed.member] = signed
-        missing = required_at(decision.op_id) - set(by_member)
+        missing = quorum.for_decision(self, proposal, decision) - set(by_member)
         if missing:
-            return f"{len(missing)} required member(s) did not consent"
+            names = ", ".join(sorted(m.hex()[:12] for m in missing))
+            return f"{len(missing)} required member(s) did not consent: {names}"
         return None
 
     def objection_open(
-        self, objection: Signed, required_at: Callable[[bytes | None], set[bytes]], depth: int = 0
+        self,
+        objection: Signed,
+        required_at: RequiredAt,
+        depth: int = 0,
+        *,
+        required_for: RequiredFor | None = None,
     ) -> bool:
         """An objection is open unless a valid test says it does not qualify."""
+        return self._objection_open(objection, _Quorum(required_at, required_for), depth)
+
+    def _objection_open(self, objection: Signed, quorum: _Quorum, depth: int) -> bool:
         for test in self.tests.get(objection.op_id, []):
-            record = test.record
-            assert isinstance(record, ObjectionTestRec)
-            if record.qualifies:
-                continue
-            if test.member == objection.member:
-                return False  # the objector's own signed acknowledgement
-            settled = self.proposals.get(record.decision) if record.decision else None
-            if settled is not None and depth < 8:
-                if self.outcome(settled, required_at, depth + 1).agreed:
-                    return False
+            if self._test_counts(test, objection, quorum, depth):
+                return False
         return True
+
+    def test_counts(
+        self, test: Signed, required_at: RequiredAt, *, required_for: RequiredFor | None = None
+    ) -> bool:
+        """Whether a "does not qualify" test takes its objection out of the way."""
+        record = test.record
+        assert isinstance(record, ObjectionTestRec)
+        objection = self.by_op.get(record.objection)
+        if objection is None or not isinstance(objection.record, PositionRec):
+            return False
+        return self._test_counts(test, objection, _Quorum(required_at, required_for), 0)
+
+    def _test_counts(self, test: Signed, objection: Signed, quorum: _Quorum, depth: int) -> bool:
+        record = test.record
+        assert isinstance(record, ObjectionTestRec)
+        if record.qualifies:
+            return False
+        if test.member == objection.member:
+            return True  # the objector's own signed acknowledgement
+        settled = self.proposals.get(record.decision) if record.decision else None
+        if settled is None or settled.body.subject != objection_subject(objection.op_id):
+            return False
+        if depth >= MAX_TEST_DEPTH:
+            return False
+        sub = self.outcome(settled, quorum.required_at, depth + 1, required_for=quorum.required_for)
+        return sub.agreed
+
+
+@dataclass(frozen=True, slots=True)
+class _Quorum:
+    required_at: RequiredAt
+    required_for: RequiredFor | None
+
+    def for_decision(self, gov: Governance, proposal: Proposal, decision: Signed) -> set[bytes]:
+        record = decision.record
+        assert isinstance(record, DecisionRec)
+        if self.required_for is None:
+            return self.required_at(decision.op_id)
+        version = proposal.versions[record.version]
+        rests_on = [decision.op_id, proposal.op_id, version.op_id, *record.positions]
+        return self.required_for([op for op in rests_on if op in gov.by_op])
+
+
+def _version_of(proposal: Proposal, signed: Signed) -> Version:
+    record = signed.record
+    assert isinstance(record, AmendRec)
+    base = proposal.versions[record.base]
+    return Version(
+        version_hash(proposal.id, record.text),
+        record.text,
+        base.number + 1,
+        signed.op_id,
+        signed.member,
+        base.hash,
+        record.strategy,
+        list(record.resolves),
+        record.note,
+        signed.ts,
+    )
 
 
 def _kind(signed: Signed) -> str:
@@ -299,7 +427,7 @@ def latest_positions(positions: list[Signed], version: bytes) -> dict[bytes, Sig
         if not isinstance(record, PositionRec) or record.version != version:
             continue
         held = per_key.get(signed.author)
-        if held is None or signed.seq > held.seq:
+        if held is None or (signed.seq, held.op_id) > (held.seq, signed.op_id):
             per_key[signed.author] = signed
     per_member: dict[bytes, Signed] = {}
     for signed in per_key.values():
@@ -309,23 +437,18 @@ def latest_positions(positions: list[Signed], version: bytes) -> dict[bytes, Sig
     return per_member
 
 
-def _state(
-    proposal: Proposal,
-    latest: dict[bytes, Signed],
-    objections: list[Signed],
-    decision: Signed | None,
-) -> str:
-    stages = [s.record.stage for s in proposal.stages if isinstance(s.record, StageRec)]
-    if "withdrawn" in stages:
+def _state(proposal: Proposal, has_positions: bool, has_objections: bool) -> str:
+    """The state of a proposal without a decision that holds (see docs/governance.md)."""
+    if any(
+        isinstance(s.record, StageRec) and s.record.stage == "withdrawn" for s in proposal.stages
+    ):
         return "withdrawn"
-    if decision is not None:
-        return "agreed"
-    if "deferred" in stages:
+    latest = proposal.latest_stage()
+    stage = latest.stage if latest else "draft"
+    if stage == "deferred":
         return "deferred"
-    if objections:
+    if has_objections:
         return "integrating"
-    if latest or "consent_round" in stages:
+    if has_positions:
         return "consent_round"
-    ranked = [_STAGE_RANK[s] for s in stages if s in _STAGE_RANK]
-    top = max(ranked, default=0)
-    return next(name for name, rank in _STAGE_RANK.items() if rank == top)
+    return stage
