@@ -29,6 +29,7 @@ test: lint unit
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/sync.py --small
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
