@@ -9,50 +9,16 @@ carol's seat is shown as ended and pruned.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import cli
 
 TODAY = "2026-11-28"
 TERM_END = "2027-06-30"
 AFTER_TERM = "2027-07-01"
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    data: dict[str, Any]
-    stderr: str
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("CIRCLE_NODE_HOME", None)
-    env["CIRCLE_NODE_PASSPHRASE"] = "e2e passphrase"
-    env["CIRCLE_NODE_FAST_KDF"] = "1"
-    return env
-
-
-def cli(home: Path, *args: str) -> Result:
-    """Run `python -m node.cli --home HOME ... --json` and parse its one JSON object."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "node.cli", "--home", str(home), *args, "--json"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 1, proc.stdout + proc.stderr
-    return Result(proc.returncode, json.loads(lines[0]), proc.stderr)
 
 
 def ok(home: Path, *args: str) -> dict[str, Any]:

@@ -8,42 +8,13 @@ The module-scoped ``flow`` fixture plays the story once; each test checks one pa
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    data: dict[str, Any]
-    stderr: str
-
-
-def cli(home: Path, *args: str) -> Result:
-    """Run `python -m node.cli --home HOME ... --json` and parse its one JSON object."""
-    env = dict(os.environ)
-    env.pop("CIRCLE_NODE_HOME", None)
-    env |= {"CIRCLE_NODE_PASSPHRASE": "e2e passphrase", "CIRCLE_NODE_FAST_KDF": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "node.cli", "--home", str(home), *args, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 1, proc.stdout + proc.stderr
-    return Result(proc.returncode, json.loads(lines[0]), proc.stderr)
+from cli_runner import Result, cli
 
 
 @dataclass

@@ -10,50 +10,18 @@ makes `verify` fail. Across two homes, USB bundles carry the positions and the d
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import PASSPHRASE, Result, cli
 
 from node.domain.governance.records import DecisionRec
 from node.governance import find_proposal, sign
 from node.home import NodeHome
 from node.replica import Replica
-
-PASSPHRASE = "e2e passphrase"
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    data: dict[str, Any]
-    stderr: str
-
-
-def cli(home: Path, *args: str) -> Result:
-    """Run `python -m node.cli --home HOME ... --json` and parse its one JSON object."""
-    env = dict(os.environ)
-    env.pop("CIRCLE_NODE_HOME", None)
-    env["CIRCLE_NODE_PASSPHRASE"] = PASSPHRASE
-    env["CIRCLE_NODE_FAST_KDF"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-m", "node.cli", "--home", str(home), *args, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 1, proc.stdout + proc.stderr
-    return Result(proc.returncode, json.loads(lines[0]), proc.stderr)
 
 
 def ok(result: Result) -> dict[str, Any]:

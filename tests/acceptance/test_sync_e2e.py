@@ -8,7 +8,6 @@ A syncs again; both stores verify and show the same circle. `serve` stops on SIG
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -17,11 +16,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import Result, cli, cli_env
 
 SYNC_KEYS = {"peer", "ops_sent", "ops_received", "bytes_sent", "bytes_received", "round_trips"}
 
@@ -31,37 +30,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("CIRCLE_NODE_HOME", None)
-    env["CIRCLE_NODE_PASSPHRASE"] = "e2e passphrase"
-    env["CIRCLE_NODE_FAST_KDF"] = "1"
-    return env
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    data: dict[str, Any]
-    stderr: str
-
-
-def cli(home: Path, *args: str) -> Result:
-    """Run `python -m node.cli --home HOME ... --json` and parse its one JSON object."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "node.cli", "--home", str(home), *args, "--json"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 1, proc.stdout + proc.stderr
-    return Result(proc.returncode, json.loads(lines[0]), proc.stderr)
 
 
 def _healthy(url: str) -> dict[str, Any] | None:
@@ -86,7 +54,7 @@ def serve_b(tmp_path: Path) -> Iterator[tuple[Path, str, str, subprocess.Popen[s
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env=_env(),
+        env=cli_env(),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -201,7 +169,7 @@ def _serve_discovering(home: Path, port: int, log_path: Path) -> subprocess.Pope
         stdout=subprocess.DEVNULL,
         stderr=log_path.open("w"),
         text=True,
-        env=_env(),
+        env=cli_env(),
     )
 
 
