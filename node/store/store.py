@@ -151,25 +151,30 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[None]:
-        """One write transaction: commits on success, rolls back on any exception."""
+        """One write transaction: commits on success, rolls back on any exception.
+
+        aiosqlite runs statements in order on its own thread, and a cancelled await does
+        not stop a statement already queued there; so on any failure, cancellation
+        included (even during BEGIN or COMMIT), a ROLLBACK is queued behind it, shielded
+        from further cancellation, and the connection never stays inside a transaction.
+        """
         async with self._write_lock:
             try:
                 await self.db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot start a write transaction: {exc}") from exc
-            try:
-                yield
-            except sqlite3.DatabaseError as exc:
-                await self._rollback()
-                raise self._storage_error(exc) from exc
             except BaseException:
-                await self._rollback()
+                await asyncio.shield(self._rollback())
                 raise
             try:
+                yield
                 await self.db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                await self._rollback()
-                raise StorageError(f"commit failed: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                await asyncio.shield(self._rollback())
+                raise self._storage_error(exc) from exc
+            except BaseException:
+                await asyncio.shield(self._rollback())
+                raise
             # our own commit does not change data_version for this connection, and another
             # process's earlier commit must stay visible to the next changed_elsewhere()
 

@@ -4,6 +4,7 @@ connections on one file, the doc cache and checkpoints (real SQLite files, no mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,28 @@ async def test_demotion_drops_a_stale_checkpoint(tmp_path: Path) -> None:
     async with Replica.open(path) as fresh:
         assert doc_view(await fresh.doc(circle, doc))["m"] == expected
         assert (await verify_store(fresh)).ok
+
+
+async def test_cancelled_write_never_leaves_the_connection_in_a_transaction(
+    tmp_path: Path,
+) -> None:
+    """A task cancelled anywhere in a write transaction (during BEGIN, a statement or
+    COMMIT) leaves the connection usable: the next write starts and commits."""
+    async with Replica.open(tmp_path / "cancel.db") as replica:
+        store = replica.store
+        for steps in range(12):
+
+            async def writer(n: int = steps) -> None:
+                async with store.write():
+                    await store.set_meta(f"k{n}", b"v")
+                    await asyncio.sleep(0.05)
+
+            task = asyncio.create_task(writer())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            async with store.write():
+                await store.set_meta("after", str(steps).encode())
+            assert await store.meta("after") == str(steps).encode()
