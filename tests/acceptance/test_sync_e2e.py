@@ -197,3 +197,56 @@ def test_serve_discover_offers_lan_nodes_without_trusting_them(tmp_path: Path) -
         for proc in procs:
             assert proc.wait(timeout=15) == 0
     assert cli(homes[0], "peer", "list").data == {"peers": []}
+
+
+def test_consent_across_two_nodes_over_sync(
+    tmp_path: Path, serve_b: tuple[Path, str, str, subprocess.Popen[str]]
+) -> None:
+    """A proposal made on A reaches B by `sync --once`; bob consents on B, which signs the
+    decision; it syncs back; both nodes show it agreed and verified, and verify passes."""
+    b, _node_b, url, proc = serve_b
+    a = tmp_path / "a"
+    cli(a, "init", "--name", "hall")
+    cli(a, "member", "create", "--name", "alice")
+    bob = cli(b, "member", "create", "--name", "bob").data
+    circle = cli(a, "circle", "create", "--name", "Garden").data["circle"]
+    assert cli(a, "circle", "add-member", circle, bob["card"], "--level", "write").code == 0
+    made = cli(
+        a,
+        "proposal",
+        "create",
+        circle,
+        "--title",
+        "Rota",
+        "--driver",
+        "Beds dry",
+        "--text",
+        "Two people water each evening",
+    )
+    assert made.code == 0, made
+    pid = made.data["proposal"]
+    assert cli(a, "position", pid, "consent").code == 0
+    assert cli(a, "peer", "add", url).code == 0
+    _sync(a, url)
+
+    waiting = cli(b, "proposal", "show", pid).data
+    assert waiting["state"] == "consent_round"
+    assert waiting["outcome"]["missing"] == [bob["member"]]
+    consented = cli(b, "--as", "bob", "position", pid, "consent")
+    assert consented.code == 0, consented
+    assert consented.data["state"] == "agreed"
+    back = _sync(a, url)
+    assert back["ops_received"] >= 2  # bob's position and the decision record
+
+    shown = [cli(home, "proposal", "show", pid).data for home in (a, b)]
+    for data in shown:
+        assert data["state"] == "agreed"
+        assert data["outcome"]["verified"] is True
+    assert shown[0]["version"] == shown[1]["version"]
+    assert shown[0]["outcome"]["decision"] == shown[1]["outcome"]["decision"]
+    for home in (a, b):
+        assert cli(home, "verify").data["ok"] is True
+    entries = cli(a, "logbook", circle).data["entries"]
+    assert [e["kind"] for e in entries if e.get("proposal") == pid] == ["decision"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
