@@ -1,8 +1,8 @@
 """Sync between two nodes on loopback, beside raw signature verification in the same run.
 
 Node A holds one circle with N proposals (default 10,000), each with 5 signed positions;
-node B is an empty node homed as a host of that circle. Over a real WebSocket on
-127.0.0.1 this measures:
+node B is an empty node homed as a host of that circle. A serves from its own process (as
+on its own machine); B dials it over a real WebSocket on 127.0.0.1. This measures:
 - cold clone: B pulls everything (seconds, ops/s, round trips, bytes each way, wire bytes
   over the ops' own bytes), and the same ops' raw ``crypto_sign_open`` rate;
 - churn: A amends 10% of the proposals, then B syncs;
@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -168,25 +169,56 @@ async def many_circles(tmp: Path) -> dict[str, object]:
     }
 
 
+async def serve(path: str, seed_hex: str) -> None:
+    """Node A's process: serve its store until terminated; prints the URL first."""
+    key = KeyPair.from_seed(bytes.fromhex(seed_hex))
+    async with (
+        Replica.open(Path(path)) as replica,
+        SyncServer(create_app(replica, key), "127.0.0.1", 0) as server,
+    ):
+        print(server.url, flush=True)
+        await asyncio.Event().wait()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--proposals", type=int, default=10_000)
     parser.add_argument("--small", action="store_true", help="1,000 proposals")
+    parser.add_argument("--serve", nargs=2, metavar=("STORE", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        await serve(*args.serve)
+        return
     proposals = 1_000 if args.small else args.proposals
     a_key, b_key = KeyPair.generate(), KeyPair.generate()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        async with Replica.open(tmp / "a.db") as ra, Replica.open(tmp / "b.db") as rb:
+        async with Replica.open(tmp / "a.db") as ra:
             chains, wires, pids = await setup_circle(ra, a_key.public, b_key.public, proposals)
-            ops_bytes = sum(len(w) for w in wires)
-            raw = raw_verify_rate(wires)
-            async with SyncServer(create_app(ra, a_key), "127.0.0.1", 0) as server:
-                cold, cold_s = await sync_once(rb, b_key, server.url)
+        ops_bytes = sum(len(w) for w in wires)
+        raw = raw_verify_rate(wires)
+        # node A serves from its own process, as it would on its own machine
+        server = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--serve",
+            str(tmp / "a.db"),
+            a_key.seed.hex(),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert server.stdout is not None
+            url = (await server.stdout.readline()).decode().strip()
+            async with Replica.open(tmp / "b.db") as rb:
+                cold, cold_s = await sync_once(rb, b_key, url)
                 churn_ops = churn(chains, pids)
-                await ingest_ops(ra, churn_ops)
-                changed, changed_s = await sync_once(rb, b_key, server.url)
-                quiet, quiet_s = await sync_once(rb, b_key, server.url)
+                async with Replica.open(tmp / "a.db") as ra:  # a second writer on A's file
+                    await ingest_ops(ra, churn_ops)
+                changed, changed_s = await sync_once(rb, b_key, url)
+                quiet, quiet_s = await sync_once(rb, b_key, url)
+        finally:
+            server.terminate()
+            await server.wait()
         many = await many_circles(tmp)
     print(
         json.dumps(
