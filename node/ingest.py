@@ -57,14 +57,18 @@ __all__ = [  # the report types live in node.ingest_report; callers import them 
     "Rejected",
     "decode_and_verify",
     "ingest_ops",
+    "ingest_verified",
+    "verify_wires",
 ]
 
 
-async def ingest_ops(
-    replica: Replica, wires: Sequence[bytes], *, circle: bytes | None = None
-) -> IngestReport:
-    """Run ops from anywhere through the pipeline in one write transaction. With
-    ``circle``, ops of any other circle are refused (a sync frame names its circle)."""
+def verify_wires(
+    wires: Sequence[bytes], circle: bytes | None = None
+) -> tuple[list[Op], IngestReport]:
+    """Steps 1-2 for a batch: the ops that decode and verify, and a report holding the
+    rejections. Pure CPU (libsodium releases the GIL), so it may run in a worker thread
+    while the event loop stores the previous batch. With ``circle``, ops of any other
+    circle are refused (a sync frame names its circle)."""
     report = IngestReport()
     ops: list[Op] = []
     for wire in wires:
@@ -77,6 +81,21 @@ async def ingest_ops(
             report.reject(op.op_id, Reason.INVALID, "an op of another circle in this frame")
             continue
         ops.append(op)
+    return ops, report
+
+
+async def ingest_ops(
+    replica: Replica, wires: Sequence[bytes], *, circle: bytes | None = None
+) -> IngestReport:
+    """Run ops from anywhere through the pipeline in one write transaction."""
+    ops, report = verify_wires(wires, circle)
+    return await ingest_verified(replica, ops, report)
+
+
+async def ingest_verified(
+    replica: Replica, ops: Sequence[Op], report: IngestReport
+) -> IngestReport:
+    """Steps 3 onwards for ops :func:`verify_wires` passed, in one write transaction."""
     async with replica.store.write():
         try:
             await replica.refresh()
