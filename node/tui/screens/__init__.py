@@ -1,0 +1,1 @@
+"""The TUI's screens: first run, unlock, dashboard, circle, proposal, forms and help."""

@@ -1,0 +1,1 @@
+"""Widgets the TUI's screens share; each shows plain values from :mod:`node.tui.data`."""
