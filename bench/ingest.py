@@ -129,7 +129,7 @@ async def time_ingest(path: Path, setup: list[bytes], wires: list[bytes], batch:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ops", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         setup, wires = await build_ops(Path(tmp) / "source.db", args.ops)

@@ -17,7 +17,7 @@ from node.store.store import Store
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_EVERY = 4000
+CHECKPOINT_EVERY = 4_000
 
 
 @dataclass

@@ -110,6 +110,25 @@ def check_binding(update: bytes, ycid: int, expected_start: int) -> Binding:
     return Binding(first.start, first.start + first.length)
 
 
+def state_vector(doc: YDoc) -> dict[int, int]:
+    """The doc's state vector as ``{client id: next clock}`` (lib0 v1 encoding)."""
+    data = bytes(doc.get_state())
+    pos = 0
+
+    def varuint() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    return {varuint(): varuint() for _ in range(varuint())}
+
+
 def state_bytes(doc: YDoc) -> bytes:
     return bytes(doc.get_update())
 
@@ -126,4 +145,5 @@ __all__ = [
     "merge",
     "new_doc",
     "state_bytes",
+    "state_vector",
 ]

@@ -317,6 +317,15 @@ class Store:
         )
         return int(value)
 
+    async def y_ends(self, circle: bytes, doc: bytes) -> dict[bytes, int]:
+        """Per author, where its last valid update to ``doc`` ends (its Yjs clock)."""
+        rows = await self._all(
+            "SELECT author, MAX(y_end) FROM ops WHERE circle = ? AND doc = ? AND kind = 2"
+            " AND status = 0 GROUP BY author",
+            (circle, doc),
+        )
+        return {r[0]: r[1] for r in rows}
+
     async def checkpoint(self, circle: bytes, doc: bytes) -> tuple[bytes, int] | None:
         row = await self._one(
             "SELECT state, covers FROM checkpoints WHERE circle = ? AND doc = ?", (circle, doc)

@@ -14,6 +14,7 @@ import pycrdt
 import pytest
 from helpers import Author, YWriter, doc_view, dump, ingest, state_vector
 
+from node import docs as docs_module
 from node import local
 from node.crypto.keys import KeyPair
 from node.docs import CHECKPOINT_EVERY
@@ -315,6 +316,39 @@ async def test_checkpoint_keeps_updates_waiting_on_another_author(tmp_path: Path
         assert (await ingest(replica, [base])).added == 1
         text = doc_view(await replica.doc(circle, doc))["t"]
     assert text == "hello world"
+
+
+async def test_checkpoint_keeps_a_deletion_waiting_for_its_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deletion of an item this node has not seen yet survives a checkpoint and restart:
+    when the item arrives it is deleted, as on a node that got both in order."""
+    monkeypatch.setattr(docs_module, "CHECKPOINT_EVERY", 3)
+    path = tmp_path / "node.db"
+    a, w, v = Author(), Author(), Author()
+    genesis = a.genesis()
+    circle = genesis.circle
+    add_w = a.set_member(circle, w, Level.WRITE, [genesis.op_id])
+    add_v = a.set_member(circle, v, Level.WRITE, [add_w.op_id])
+    deps = [add_v.op_id]
+    doc = doc_id(circle, "profile")
+    w_writer, v_writer = YWriter(w.ycid), YWriter(v.ycid)
+    created = w.y(circle, doc, w_writer.set("gone", 1), deps)
+    v_writer.doc.apply_update(created.body)
+
+    def delete(d: pycrdt.Doc[Any]) -> None:
+        del d.get("m", type=pycrdt.Map)["gone"]
+
+    deletion = v.y(circle, doc, v_writer.edit(delete), deps)
+    fillers = [v.y(circle, doc, v_writer.set(f"k{i}", i), deps) for i in range(3)]
+    async with Replica.open(path) as replica:
+        await ingest(replica, [genesis, add_w, add_v, deletion, *fillers])
+        assert await replica.store.checkpoint(circle, doc) is not None
+    async with Replica.open(path) as replica:
+        assert (await ingest(replica, [created])).added == 1
+        view = doc_view(await replica.doc(circle, doc))["m"]
+    assert "gone" not in view
+    assert view == {"k0": 0, "k1": 1, "k2": 2}
 
 
 async def test_demotion_drops_a_stale_checkpoint(tmp_path: Path) -> None:
