@@ -131,7 +131,7 @@ def proposal_view(cg: CircleGovernance, proposal: Proposal) -> dict[str, Any]:
             "review_every_days": body.review_every_days,
             "criteria": list(body.criteria),
         },
-        "questions": [_note(cg, s) for s in sorted(proposal.questions, key=_order)],
+        "questions": [_note(cg, s) for s in _threaded(proposal.questions)],
         "reactions": [_note(cg, s) for s in sorted(proposal.reactions, key=_order)],
         "links": {
             "idea": body.idea.hex() if body.idea else None,
@@ -145,6 +145,30 @@ def proposal_view(cg: CircleGovernance, proposal: Proposal) -> dict[str, Any]:
 
 def _order(signed: Signed) -> tuple[int, bytes]:
     return (signed.ts, signed.op_id)
+
+
+def _threaded(questions: list[Signed]) -> list[Signed]:
+    """Questions in time order, each followed by its answers (an answer signed in the same
+    second as its question must still come after it)."""
+    answers: dict[bytes, list[Signed]] = {}
+    roots: list[Signed] = []
+    known = {q.op_id for q in questions}
+    for signed in questions:
+        answered = getattr(signed.record, "answers", None)
+        if answered is not None and answered in known:
+            answers.setdefault(answered, []).append(signed)
+        else:
+            roots.append(signed)
+    ordered: list[Signed] = []
+
+    def visit(item: Signed) -> None:
+        ordered.append(item)
+        for reply in sorted(answers.get(item.op_id, []), key=_order):
+            visit(reply)
+
+    for root in sorted(roots, key=_order):
+        visit(root)
+    return ordered
 
 
 def _number(proposal: Proposal, signed: Signed) -> int:
