@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from node.commands import (
     bundle,
     circles,
+    doctor,
     elections,
     funding,
     ideas,
@@ -32,6 +33,7 @@ from node.commands import (
     proposals,
     setup,
     sync,
+    tui,
     verify,
 )
 from node.commands.base import Context, Handler, Output
@@ -188,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.command(subs, "run", "set the node up if needed and show it", setup.run)
     build.command(subs, "status", "what this node is and holds", setup.status)
+    build.command(subs, "tui", "open the terminal UI", tui.tui)
+    build.command(subs, "doctor", "check the store, keys, disk, clock and config", doctor.doctor)
     check = build.command(subs, "verify", "re-verify every stored op", verify.verify)
     check.add_argument("--circle", metavar="CIRCLE", help="only this circle")
     _member_commands(build, subs)

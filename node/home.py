@@ -2,7 +2,8 @@
 
 Layout (the directory and ``members/`` have mode 0700, key files 0600)::
 
-    HOME/node.toml            config: name, listen ("HOST:PORT"), node (public key hex), created
+    HOME/node.toml            config: name, listen ("HOST:PORT"), node (public key hex), created,
+                              and any other setting (node.config: docs/configuration.md)
     HOME/node.key             the node key, sealed (KeyKind.NODE)
     HOME/members/<hex>.key    member keys, sealed (KeyKind.MEMBER), named by public key
     HOME/members.json         public index [{"member", "name", "created"}]: no passphrase
@@ -19,8 +20,9 @@ Invariants:
 * A member's key file is written before its index entry, and ``members.json`` is replaced
   atomically under an exclusive lock (``HOME/.lock``), so two processes adding members at
   once cannot lose one, and every index entry has its key file.
-* ``node.toml`` is validated on every load: unknown keys, wrong types and a bad
-  ``HOST:PORT`` raise :class:`ConfigError` naming the file and the key.
+* ``node.toml`` is validated on every load (:mod:`node.config`): unknown keys, wrong types
+  and bad values raise :class:`ConfigError` naming the file and the key.
+  :meth:`NodeHome.settings` layers it between the defaults and the environment and flags.
 * An unlocked key must be of the expected kind and match the public key the home
   records for it (``node`` in node.toml, the file name for a member).
 
@@ -36,9 +38,7 @@ import os
 import shutil
 import tempfile
 import time
-import tomllib
-import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,14 @@ import msgspec
 import platformdirs
 from nacl.pwhash import argon2id
 
+from node.config import DEFAULT_LISTEN as DEFAULT_LISTEN
+from node.config import MAX_NAME_CHARS as MAX_NAME_CHARS
+from node.config import NodeConfig as NodeConfig
+from node.config import Settings, load_config, render_config, resolve
+from node.config import check_name as check_name
+from node.config import parse_config as parse_config
+from node.config import parse_listen as parse_listen
+from node.config import toml_string as toml_string
 from node.crypto.keys import (
     PASSPHRASE_ENV,
     KeyKind,
@@ -70,8 +78,6 @@ from node.errors import (
 
 HOME_ENV = "CIRCLE_NODE_HOME"
 FAST_KDF_ENV = "CIRCLE_NODE_FAST_KDF"
-DEFAULT_LISTEN = "0.0.0.0:7400"
-MAX_NAME_CHARS = 80
 MIN_ID_PREFIX = 4
 
 CONFIG_FILE = "node.toml"
@@ -91,123 +97,6 @@ def resolve_home(arg: str | None) -> Path:
     """The home directory: ``--home``, else $CIRCLE_NODE_HOME, else :func:`default_home`."""
     chosen = arg or os.environ.get(HOME_ENV)
     return Path(chosen).expanduser().absolute() if chosen else default_home()
-
-
-def check_name(name: str, what: str) -> str:
-    """``name`` stripped, if it is 1..80 printable characters; ConfigError otherwise."""
-    name = name.strip()
-    bad = any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name)
-    if not name or len(name) > MAX_NAME_CHARS or bad:
-        raise ConfigError(f"the {what} must be 1 to {MAX_NAME_CHARS} printable characters")
-    return name
-
-
-def parse_listen(text: str) -> str:
-    """A validated ``HOST:PORT`` (IPv6 hosts in brackets); ValueError says what is wrong."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host:
-        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:7400")
-    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
-        raise ValueError(f"the port must be a number from 1 to 65535, got {port_text!r}")
-    if host.startswith("["):
-        if not host.endswith("]") or ":" not in host[1:-1]:
-            raise ValueError("a bracketed host must be an IPv6 address, e.g. [::]:7400")
-    elif ":" in host:
-        raise ValueError("put an IPv6 host in brackets, e.g. [::]:7400")
-    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in host):
-        raise ValueError("the host must not contain spaces or control characters")
-    return f"{host}:{int(port_text)}"
-
-
-# ---- node.toml ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    """The contents of ``node.toml``."""
-
-    name: str  # the node's display name, shown to peers and in the TUI
-    listen: str  # "HOST:PORT" the sync service listens on (default 0.0.0.0:7400)
-    node: bytes  # the node's Ed25519 public key (its secret half is in node.key)
-    created: int  # when the node was initialised, unix seconds
-
-
-_CONFIG_TYPES: dict[str, type] = {"name": str, "listen": str, "node": str, "created": int}
-_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f"}
-_TOML_ESCAPES["\r"] = "\\r"
-
-
-def toml_string(value: str) -> str:
-    """``value`` as a TOML basic string, with every character TOML forbids escaped."""
-    out = []
-    for char in value:
-        if char in _TOML_ESCAPES:
-            out.append(_TOML_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def render_config(config: NodeConfig) -> str:
-    """The text of ``node.toml`` for ``config``."""
-    return (
-        "# circle-node configuration, written by `circle-node init`.\n"
-        "# name: this node's display name; listen: HOST:PORT for the sync service;\n"
-        "# node: the node's public key (do not edit); created: unix seconds.\n"
-        f"name = {toml_string(config.name)}\n"
-        f"listen = {toml_string(config.listen)}\n"
-        f"node = {toml_string(config.node.hex())}\n"
-        f"created = {config.created}\n"
-    )
-
-
-def _config_values(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
-    for key in raw:
-        if key not in _CONFIG_TYPES:
-            known = ", ".join(sorted(_CONFIG_TYPES))
-            raise ConfigError(f"{path}: unknown key {key!r} (known keys: {known})")
-    values = {"listen": DEFAULT_LISTEN, **raw}
-    for key, kind in _CONFIG_TYPES.items():
-        if key not in values:
-            raise ConfigError(f"{path}: missing key {key!r}")
-        value = values[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            wanted = "a string" if kind is str else "an integer"
-            raise ConfigError(f"{path}: {key!r} must be {wanted}, not {value!r}")
-    return values
-
-
-def parse_config(path: Path, text: str) -> NodeConfig:
-    """The validated config in ``text``; ConfigError naming ``path`` and the key."""
-    try:
-        values = _config_values(path, tomllib.loads(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}): fix or restore it") from exc
-    try:
-        listen = parse_listen(values["listen"])
-    except ValueError as exc:
-        raise ConfigError(f"{path}: 'listen' is not a valid address: {exc}") from exc
-    try:
-        name = check_name(values["name"], "node name")
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: 'name' is invalid: {exc}") from exc
-    node_hex: str = values["node"]
-    if len(node_hex) != 64 or not all(c in "0123456789abcdef" for c in node_hex):
-        raise ConfigError(f"{path}: 'node' must be 64 lowercase hex digits (the node key)")
-    return NodeConfig(name, listen, bytes.fromhex(node_hex), values["created"])
-
-
-def load_config(path: Path) -> NodeConfig:
-    """Read and validate ``node.toml``."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text: fix or restore it") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return parse_config(path, text)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -325,6 +214,15 @@ class NodeHome:
         if self._config is None:
             self._config = load_config(self.require().config_path)
         return self._config
+
+    def settings(
+        self, env: Mapping[str, str] | None = None, flags: Mapping[str, object | None] | None = None
+    ) -> Settings:
+        """This node's settings: defaults -> node.toml -> ``CIRCLE_NODE_*`` in ``env``
+        (default: the process environment) -> ``flags`` (those not None)."""
+        config = self.config
+        chosen = os.environ if env is None else env
+        return resolve(config.file_values(), str(self.config_path), chosen, flags)
 
     @property
     def node_public(self) -> bytes:

@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+from node.commands import tui
 from node.commands.base import Context, Output, open_replica, run_async, short
 from node.crypto.card import make_card
 from node.errors import ConfigError, NodeError
@@ -139,7 +140,10 @@ def _first_run(home: NodeHome) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> Output:
-    """What `make run` starts: set the node up if needed, then show it."""
+    """What `make run` starts: in a terminal, the TUI (which sets the node up if needed);
+    otherwise set the node up if needed, then show it."""
+    if not ctx.json and tui.is_terminal():
+        return tui.tui(ctx, args)
     home = ctx.home
     if not home.is_initialised():
         if not (sys.stdin is not None and sys.stdin.isatty()):

@@ -16,16 +16,24 @@ import sys
 from typing import Any
 
 from node.commands.base import Context, Output, open_replica, run_async, short
+from node.config import Settings
 from node.crypto.keys import KeyPair
 from node.errors import ConfigError, NodeError
 from node.home import NodeHome, ask_passphrase
-from node.service import NodeService, ServiceConfig, SyncResult, split_listen, sync_once
+from node.service import NodeService, ServiceConfig, SyncResult, sync_once
 from node.store.peers import PeerBook
 from node.sync.discovery import Discovery
+from node.sync.http import HttpLimits
 from node.sync.urls import parse_peer_url
 
 log = logging.getLogger(__name__)
 _HANDLER = "circle-node-stderr"
+_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _node_key(home: NodeHome) -> KeyPair:
@@ -45,6 +53,25 @@ def _log_to_stderr(level: int) -> None:
 
 
 # ---- serve -------------------------------------------------------------------------------
+
+
+def service_config(settings: Settings) -> ServiceConfig:
+    """How ``serve`` runs, from the layered settings (:mod:`node.config`)."""
+    return ServiceConfig(
+        listen=settings.listen,
+        backoff_base=settings.backoff_base,
+        backoff_cap=settings.backoff_cap,
+        poll_interval=settings.poll_interval,
+        peer_refresh=settings.peer_refresh,
+        connect_timeout=settings.connect_timeout,
+        limits=HttpLimits(
+            max_body=settings.http_max_body,
+            max_sessions=settings.http_max_sessions,
+            session_ttl=settings.http_session_ttl,
+            long_poll=settings.http_long_poll,
+            max_wait=settings.http_max_wait,
+        ),
+    )
 
 
 def _announce(ctx: Context, service: NodeService, peers: int) -> None:
@@ -74,7 +101,7 @@ async def _first_of(*events: asyncio.Event) -> None:
 
 
 async def _announce_on_lan(
-    stack: contextlib.AsyncExitStack, home: NodeHome, key: KeyPair, service: NodeService
+    stack: contextlib.AsyncExitStack, name: str, key: KeyPair, service: NodeService
 ) -> None:
     """``serve --discover``: announce and browse the LAN; found nodes are offered in the
     log (``peer add URL`` trusts one), never synced with automatically."""
@@ -83,18 +110,14 @@ async def _announce_on_lan(
     # listening on one address (say 127.0.0.1) announces there only; 0.0.0.0 announces on
     # every interface
     interfaces = None if host in ("0.0.0.0", "", "::") else [host]
-    discovery = Discovery(
-        key.public, service.server.port, name=home.config.name, interfaces=interfaces
-    )
+    discovery = Discovery(key.public, service.server.port, name=name, interfaces=interfaces)
     try:
         await stack.enter_async_context(discovery)
     except NodeError as exc:
         log.warning("%s", exc)  # multicast blocked: the node still serves and syncs
 
 
-async def _serve(
-    ctx: Context, home: NodeHome, key: KeyPair, listen: str, *, discover: bool = False
-) -> int:
+async def _serve(ctx: Context, home: NodeHome, key: KeyPair, settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,11 +126,11 @@ async def _serve(
         async with open_replica(home) as replica:
             peers = len(await PeerBook(replica.store).all())
             async with (
-                NodeService(replica, key, ServiceConfig(listen=listen)) as service,
+                NodeService(replica, key, service_config(settings)) as service,
                 contextlib.AsyncExitStack() as stack,
             ):
-                if discover:
-                    await _announce_on_lan(stack, home, key, service)
+                if settings.discover:
+                    await _announce_on_lan(stack, settings.name, key, service)
                 _announce(ctx, service, peers)
                 await _first_of(stop, service.failed)
     finally:
@@ -121,13 +144,18 @@ async def _serve(
 
 def serve(ctx: Context, args: argparse.Namespace) -> Output:
     """Run the node: serve peers, keep live sync with every configured peer, until stopped
-    (SIGINT or SIGTERM). Prints one line (or JSON object) once it listens; logs to stderr."""
+    (SIGINT or SIGTERM). Prints one line (or JSON object) once it listens; logs to stderr.
+    Settings: defaults -> node.toml -> CIRCLE_NODE_* -> --listen/--discover (node.config);
+    a bad one fails before the passphrase prompt."""
     home = ctx.home.require()
-    listen = str(args.listen or home.config.listen)
-    split_listen(listen)  # a bad address fails before the passphrase prompt
+    flags = {"listen": args.listen, "discover": True if args.discover else None}
+    settings = home.settings(flags=flags)
     key = _node_key(home)
-    _log_to_stderr(logging.INFO)
-    code = run_async(_serve(ctx, home, key, listen, discover=bool(args.discover)))
+    _log_to_stderr(_LOG_LEVELS[settings.log_level])
+    for name, origin in settings.origins.items():
+        if origin != "default":
+            log.debug("setting %s = %r from %s", name, getattr(settings, name), origin)
+    code = run_async(_serve(ctx, home, key, settings))
     return Output({}, "", code)  # empty: the listening line was its output
 
 
@@ -151,12 +179,23 @@ async def _targets(home: NodeHome, url: str | None) -> list[tuple[str, bytes | N
 
 
 async def _sync_all(
-    home: NodeHome, key: KeyPair, targets: list[tuple[str, bytes | None]], limit: float
+    home: NodeHome,
+    key: KeyPair,
+    targets: list[tuple[str, bytes | None]],
+    limit: float,
+    connect_timeout: float,
 ) -> list[SyncResult]:
     async with open_replica(home) as replica:
         results = await asyncio.gather(
             *(
-                sync_once(replica, key, url, expected_peer=pin, time_limit=limit)
+                sync_once(
+                    replica,
+                    key,
+                    url,
+                    expected_peer=pin,
+                    time_limit=limit,
+                    connect_timeout=connect_timeout,
+                )
                 for url, pin in targets
             )
         )
@@ -195,10 +234,11 @@ def sync(ctx: Context, args: argparse.Namespace) -> Output:
     limit = float(args.timeout)
     if limit <= 0:
         raise ConfigError("--timeout must be a positive number of seconds")
+    settings = home.settings()
     targets = run_async(_targets(home, url))
     key = _node_key(home)
     _log_to_stderr(logging.WARNING)
-    results = run_async(_sync_all(home, key, targets, limit))
+    results = run_async(_sync_all(home, key, targets, limit, settings.connect_timeout))
     rows = [r.as_json() for r in results]
     failed = sum(1 for r in rows if r["error"])
     text = "\n".join(_result_text(r) for r in rows)
