@@ -26,20 +26,17 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from node.checkpoints import write_due_checkpoints
 from node.crypto.ops import Op, OpKind, decode_header, encode_wire
 from node.docs import DocCache
 from node.domain.auth import AuthBody, AuthState, Level, decode_auth_body, decode_genesis
 from node.domain.authorize import AuthLog, Verdict, judge, judge_auth, record_required_level
 from node.domain.documents import (
     BindingError,
-    YDoc,
     apply_update,
     check_binding,
-    merge,
     new_doc,
-    state_vector,
 )
-from node.domain.yupdate import summarize_update
 from node.errors import DecodeError, DocumentError
 from node.ingest_report import (
     MAX_EVIDENCE_PER_AUTHOR,
@@ -157,7 +154,7 @@ class Batch:
             await self.process(op)
         await self.release_pending()
         await self.flush()
-        await self.checkpoint_docs()
+        await write_due_checkpoints(self.replica)
 
     async def flush(self) -> None:
         if self.rows:
@@ -477,59 +474,6 @@ class Batch:
         await self.store.add_evidence(op.circle, op.author, op.seq, op.op_id, op.wire())
         log.discard({op.op_id})
         self.released.append(op.op_id)
-
-    async def checkpoint_docs(self) -> None:
-        """Drop stale checkpoints; write new ones for docs that took many ops since theirs.
-
-        A doc's ``get_update()`` leaves out updates still waiting for another author's
-        items. When every author's last stored update to the doc is integrated (its clock
-        end is within the doc's state vector) nothing waits, and ``get_update()`` is the
-        exact state (fast). Otherwise the checkpoint merges the previous one with the
-        stored updates since (slow, but keeps what waits)."""
-        stale = self.replica.stale_checkpoints
-        if stale:
-            await self.store.drop_checkpoints(stale)
-            stale.clear()
-        for circle, doc, entry in self.docs.due_checkpoints():
-            try:
-                if await self._all_integrated(circle, doc, entry.doc):
-                    state = bytes(entry.doc.get_update())
-                else:
-                    state = await self._merged_state(circle, doc, entry.covers)
-            except DocumentError:
-                continue  # keep the old checkpoint; the doc still loads from the ops
-            await self.store.save_checkpoint(circle, doc, state, entry.covers)
-            entry.since_checkpoint = 0
-
-    async def _all_integrated(self, circle: bytes, doc: bytes, ydoc: YDoc) -> bool:
-        """Nothing stored for ``doc`` waits inside pycrdt: every author's items are within
-        the state vector, and every deletion (in the previous checkpoint and in each
-        update since) targets items the doc has."""
-        known = state_vector(ydoc)
-        auth = (await self.replica.auth_log(circle)).full()
-        for author, end in (await self.store.y_ends(circle, doc)).items():
-            ycid = auth.ycid_of(author)
-            if ycid is None or known.get(ycid, 0) < end:
-                return False
-        previous = await self.store.checkpoint(circle, doc)
-        state, covers = previous if previous else (b"", 0)
-        updates = [body for _lseq, body in await self.store.doc_updates(circle, doc, covers)]
-        for update in [state, *updates] if state else updates:
-            try:
-                deletes = summarize_update(update).deletes
-            except DecodeError:
-                return False
-            if any(known.get(client, 0) < clock + length for client, clock, length in deletes):
-                return False
-        return True
-
-    async def _merged_state(self, circle: bytes, doc: bytes, upto: int) -> bytes:
-        previous = await self.store.checkpoint(circle, doc)
-        state, covers = previous if previous else (b"", 0)
-        bodies = [
-            body for lseq, body in await self.store.doc_updates(circle, doc, covers) if lseq <= upto
-        ]
-        return merge([state, *bodies] if state else bodies)
 
 
 def _key_signature(state: AuthState, key: bytes) -> tuple[Any, ...] | None:

@@ -24,6 +24,7 @@ import aiosqlite
 
 from node.errors import StorageError
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
+from node.store.sync_reads import SyncReads
 
 STATUS_VALID = 0
 STATUS_SOFT_FAILED = 1
@@ -66,7 +67,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
-class Store:
+class Store(SyncReads):
     """An open node store. Use ``async with Store.open(path) as store``."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
@@ -222,39 +223,6 @@ class Store:
     async def heads_for(self, circle: bytes) -> dict[bytes, tuple[int, bytes]]:
         rows = await self._all("SELECT author, seq, head FROM heights WHERE circle = ?", (circle,))
         return {r[0]: (r[1], r[2]) for r in rows}
-
-    async def first_unforwardable(self, circle: bytes) -> dict[bytes, int]:
-        """Per author, the lowest seq stored as anything but valid (soft failed, equivocated)."""
-        rows = await self._all(
-            "SELECT author, MIN(seq) FROM ops WHERE circle = ? AND status != 0 GROUP BY author",
-            (circle,),
-        )
-        return {r[0]: r[1] for r in rows}
-
-    async def valid_ops_since(
-        self, circle: bytes, heights: dict[bytes, int], limits: dict[bytes, int]
-    ) -> AsyncIterator[tuple[bytes, bytes, bytes, bytes]]:
-        """Valid ops of ``circle`` above ``heights`` and at most ``limits`` per author, in
-        local arrival order (which respects deps): ``(op_id, header, sig, body)``."""
-        async with self.db.execute(
-            "SELECT author, seq, op_id, header, sig, body FROM ops"
-            " WHERE circle = ? AND status = 0 ORDER BY lseq",
-            (circle,),
-        ) as cursor:
-            async for author, seq, op_id, header, sig, body in cursor:
-                if heights.get(author, 0) < seq <= limits.get(author, 0):
-                    yield op_id, header, sig, body
-
-    async def valid_ops_after(
-        self, lseq: int, limit: int = 1000
-    ) -> list[tuple[int, bytes, bytes, bytes, bytes, bytes]]:
-        """Valid ops stored after local position ``lseq``, oldest first:
-        ``(lseq, circle, op_id, header, sig, body)``. What live sync pushes."""
-        return await self._all(
-            "SELECT lseq, circle, op_id, header, sig, body FROM ops"
-            " WHERE lseq > ? AND status = 0 ORDER BY lseq LIMIT ?",
-            (lseq, limit),
-        )
 
     async def count_ops(self, circle: bytes | None = None) -> int:
         if circle is None:
