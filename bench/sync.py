@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from nacl.bindings import crypto_sign_open
+from signing import Chain
 
 from node import local
 from node.crypto.keys import KeyPair
-from node.crypto.ops import SIGN_CONTEXT, Op, OpKind, decode_op, make_op
+from node.crypto.ops import SIGN_CONTEXT, decode_op
 from node.domain.auth import Level
 from node.domain.governance.records import (
     AmendRec,
@@ -43,29 +44,6 @@ from node.sync.transport import SyncServer, create_app, dial
 
 BATCH = 1000
 TEXT = "Proposal {n}: we will try this for three months and review it."
-
-
-class Chain:
-    """Signs a member's ops in order (seq, backlink) without the local API's per-op commit."""
-
-    def __init__(
-        self, key: KeyPair, circle: bytes, seq: int, head: bytes | None, deps: list[bytes]
-    ):
-        self.key, self.circle, self.seq, self.head, self.deps = key, circle, seq, head, deps
-
-    def record(self, body: bytes) -> Op:
-        op = make_op(
-            self.key,
-            kind=OpKind.RECORD,
-            circle=self.circle,
-            seq=self.seq + 1,
-            backlink=self.head,
-            deps=self.deps,
-            body=body,
-            ts=int(time.time()),
-        )
-        self.seq, self.head = op.seq, op.op_id
-        return op
 
 
 async def setup_circle(

@@ -29,12 +29,12 @@ from pathlib import Path
 
 os.environ["CIRCLE_NODE_FAST_KDF"] = "1"  # before node.home reads it; test-only keys
 
+from signing import Chain
 from textual.message import Message  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
 from node import local  # noqa: E402
 from node.crypto.keys import KeyPair  # noqa: E402
-from node.crypto.ops import Op, OpKind, make_op  # noqa: E402
 from node.domain.auth import Level  # noqa: E402
 from node.domain.governance.records import (  # noqa: E402
     DecisionRec,
@@ -52,29 +52,6 @@ CIRCLES = 20
 BATCH = 2000
 PASSPHRASE = "bench passphrase"
 TEXT = "Proposal {n}: we will try this for three months and review it."
-
-
-class Chain:
-    """Signs a member's ops in order (seq, backlink) without the local API's per-op commit."""
-
-    def __init__(
-        self, key: KeyPair, circle: bytes, seq: int, head: bytes | None, deps: list[bytes]
-    ) -> None:
-        self.key, self.circle, self.seq, self.head, self.deps = key, circle, seq, head, deps
-
-    def record(self, body: bytes) -> Op:
-        op = make_op(
-            self.key,
-            kind=OpKind.RECORD,
-            circle=self.circle,
-            seq=self.seq + 1,
-            backlink=self.head,
-            deps=self.deps,
-            body=body,
-            ts=int(time.time()),
-        )
-        self.seq, self.head = op.seq, op.op_id
-        return op
 
 
 async def make_circles(replica: Replica, home: NodeHome, keys: list[KeyPair]) -> list[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -44,3 +45,19 @@ def cli(home: Path, *args: str) -> Result:
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout + proc.stderr
     return Result(proc.returncode, json.loads(lines[0]), proc.stderr)
+
+
+def flip_byte(home: Path, column: str, kind: int) -> str:
+    """Flip one byte of ``column`` in the first stored op of ``kind``; its op id in hex."""
+    db = sqlite3.connect(home / "store.db")
+    try:
+        op_id, value = db.execute(
+            f"SELECT op_id, {column} FROM ops WHERE kind = ? ORDER BY lseq LIMIT 1", (kind,)
+        ).fetchone()
+        changed = bytearray(value)
+        changed[len(changed) // 2] ^= 0x01
+        db.execute(f"UPDATE ops SET {column} = ? WHERE op_id = ?", (bytes(changed), op_id))
+        db.commit()
+    finally:
+        db.close()
+    return bytes(op_id).hex()

@@ -8,12 +8,11 @@ byte with the sqlite3 module, and expects `verify` to fail naming that op.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cli_runner import cli
+from cli_runner import cli, flip_byte
 
 
 @dataclass(frozen=True)
@@ -85,22 +84,6 @@ def test_error_on_unknown_circle_is_json(world: World) -> None:
     assert result.stderr.startswith("error: ")
 
 
-def _flip_byte(home: Path, column: str, kind: int) -> str:
-    """Flip one byte of ``column`` in the first op of ``kind``; its op id in hex."""
-    db = sqlite3.connect(home / "store.db")
-    try:
-        op_id, value = db.execute(
-            f"SELECT op_id, {column} FROM ops WHERE kind = ? ORDER BY lseq LIMIT 1", (kind,)
-        ).fetchone()
-        changed = bytearray(value)
-        changed[len(changed) // 2] ^= 0x01
-        db.execute(f"UPDATE ops SET {column} = ? WHERE op_id = ?", (bytes(changed), op_id))
-        db.commit()
-    finally:
-        db.close()
-    return bytes(op_id).hex()
-
-
 @pytest.mark.parametrize(
     ("column", "kind"),
     [("sig", 2), ("body", 2), ("header", 1), ("body", 1), ("sig", 0)],
@@ -112,7 +95,7 @@ def test_verify_detects_one_flipped_byte(
     """One flipped byte in a stored op makes verify fail with exit 1, naming that op."""
     home = tmp_path / "copy"
     shutil.copytree(world.a, home)
-    op_id = _flip_byte(home, column, kind)
+    op_id = flip_byte(home, column, kind)
     result = cli(home, "verify")
     assert result.code == 1
     assert result.data["ok"] is False

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import cli, cli_env
+from cli_runner import cli, cli_env, flip_byte
 
 from node import cli as cli_module
 from node.commands import doctor as doctor_module
@@ -80,26 +80,10 @@ def test_doctor_passes_on_a_fresh_node(node: Path, tmp_path: Path) -> None:
     assert not (empty / "store.db").exists()  # doctor made nothing
 
 
-def _flip_byte(home: Path, column: str, kind: int) -> str:
-    """Flip one byte of ``column`` in the first op of ``kind``; its op id in hex."""
-    db = sqlite3.connect(home / "store.db")
-    try:
-        op_id, value = db.execute(
-            f"SELECT op_id, {column} FROM ops WHERE kind = ? ORDER BY lseq LIMIT 1", (kind,)
-        ).fetchone()
-        changed = bytearray(value)
-        changed[len(changed) // 2] ^= 0x01
-        db.execute(f"UPDATE ops SET {column} = ? WHERE op_id = ?", (bytes(changed), op_id))
-        db.commit()
-    finally:
-        db.close()
-    return bytes(op_id).hex()
-
-
 def test_a_flipped_byte_in_the_store_fails_verify_with_advice(copy: Path) -> None:
     """One flipped signature byte: `verify` fails naming the op and saying how to recover;
     the SQLite file itself is sound."""
-    op_id = _flip_byte(copy, "sig", 0)
+    op_id = flip_byte(copy, "sig", 0)
     code, checks = _doctor(copy)
     assert (code, _failed(checks)) == (1, ["verify"])
     assert f"op {op_id}: bad_signature" in checks["verify"]["detail"]
