@@ -160,7 +160,9 @@ async def find_proposal(replica: Replica, text: str) -> tuple[CircleGovernance, 
         raise NotFound("give at least 6 hex digits of the proposal id")
     await replica.refresh()
     found: list[tuple[CircleGovernance, Proposal]] = []
-    for circle in sorted(await replica.circles()):
+    # a proposal id is the start of its record's op id: only circles holding a record op
+    # with that prefix can hold it, so the others are never loaded
+    for circle in sorted(await replica.store.circles_with_record_prefix(prefix)):
         cg = await load(replica, circle)
         found += [(cg, p) for pid, p in cg.gov.proposals.items() if pid.hex().startswith(prefix)]
     if not found:

@@ -224,6 +224,20 @@ class Store(SyncReads):
         rows = await self._all("SELECT author, seq, head FROM heights WHERE circle = ?", (circle,))
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    async def circles_with_record_prefix(self, hex_prefix: str) -> set[bytes]:
+        """Circles holding a record op whose id starts with ``hex_prefix`` (an index range
+        scan on op ids, so finding one proposal does not load every circle)."""
+        try:
+            low = bytes.fromhex(hex_prefix.ljust(64, "0")[:64])
+            high = bytes.fromhex(hex_prefix.ljust(64, "f")[:64])
+        except ValueError:
+            return set()
+        rows = await self._all(
+            "SELECT DISTINCT circle FROM ops WHERE op_id BETWEEN ? AND ? AND kind = 3",
+            (low, high),
+        )
+        return {r[0] for r in rows}
+
     async def count_ops(self, circle: bytes | None = None) -> int:
         if circle is None:
             (n,) = await self._one("SELECT COUNT(*) FROM ops")
