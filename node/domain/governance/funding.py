@@ -34,7 +34,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from node.domain.governance.ideas import Codec, Entry, Step, follow
+from node.domain.governance.codec import Codec
+from node.domain.governance.ideas import Entry, Step, follow
 from node.domain.governance.records import Currency, Day, Id16, Id32, Short, Text, Title
 
 Filled = Annotated[str, msgspec.Meta(min_length=1, max_length=40_000)]

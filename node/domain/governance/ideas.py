@@ -31,12 +31,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 
+from node.domain.governance.codec import Codec
 from node.domain.governance.records import Currency, Id16, Id32, Money, Short, Text, record_id
-from node.errors import DecodeError
 
 Filled = Annotated[str, msgspec.Meta(min_length=1, max_length=40_000)]
 CardText = Annotated[str, msgspec.Meta(min_length=5, max_length=8_192)]
@@ -115,39 +115,6 @@ class JoinRequestRec(_Rec, frozen=True, tag="join_request"):
 
 
 IdeasRecord = IdeaRec | DriverRec | NoteRec | QualifyRec | OutlinePlanRec | JoinRequestRec
-
-T = TypeVar("T")
-
-
-class Codec(Generic[T]):
-    """Encode and decode one domain's tagged union of record bodies."""
-
-    def __init__(self, union: Any, what: str) -> None:
-        self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(union)
-        self._encoder = msgspec.msgpack.Encoder()
-        self._what = what
-
-    def encode(self, record: T) -> bytes:
-        """Encode, refusing a record that would not decode (before anything is signed)."""
-        data = self._encoder.encode(record)
-        try:
-            self._decoder.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise DecodeError(f"this would not be {self._what} ({exc})") from exc
-        return data
-
-    def decode(self, data: bytes) -> T:
-        try:
-            return self._decoder.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise DecodeError(f"not {self._what}: {exc}") from exc
-
-    def try_decode(self, data: bytes) -> T | None:
-        """The record, or None for a type this domain does not know (or a malformed one)."""
-        try:
-            return self.decode(data)
-        except DecodeError:
-            return None
 
 
 CODEC: Codec[IdeasRecord] = Codec(IdeasRecord, "a valid ideas record")

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from node.domain.governance.codec import Codec
 from node.errors import DecodeError
 
 Id16 = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
@@ -144,31 +145,10 @@ GovernanceRecord = (
     | ReviewRec
 )
 
-_decoder = msgspec.msgpack.Decoder(GovernanceRecord)
-_encoder = msgspec.msgpack.Encoder()
-
-
-def encode_record(record: GovernanceRecord) -> bytes:
-    """Encode a record, refusing one that would not decode (before anything is signed)."""
-    data = _encoder.encode(record)
-    decode_record(data)
-    return data
-
-
-def decode_record(data: bytes) -> GovernanceRecord:
-    try:
-        record: GovernanceRecord = _decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"not a governance record: {exc}") from exc
-    return record
-
-
-def try_decode(data: bytes) -> GovernanceRecord | None:
-    """The record, or None for a record type this module does not know (other domains)."""
-    try:
-        return decode_record(data)
-    except DecodeError:
-        return None
+_CODEC: Codec[GovernanceRecord] = Codec(GovernanceRecord, "a governance record")
+encode_record = _CODEC.encode  # refuses a record that would not decode, before signing
+decode_record = _CODEC.decode
+try_decode = _CODEC.try_decode  # None for a record type of another area
 
 
 def record_id(op_id: bytes) -> bytes:

@@ -38,6 +38,7 @@ from node.domain.auth import (
     decode_genesis,
 )
 from node.domain.authorize import AuthLog, Verdict, judge
+from node.domain.governance.codec import Codec
 from node.domain.governance.consent import Governance, Outcome, Proposal, Signed
 from node.domain.governance.elections import (
     LEADER,
@@ -102,31 +103,10 @@ class MandateRec(SelectionBase, frozen=True, tag="mandate"):
 SelectionRecord = (
     RoleRec | ElectionRec | NominationRec | ChangeRec | FailRec | ResultRec | MandateRec
 )
-_decoder = msgspec.msgpack.Decoder(SelectionRecord)
-_encoder = msgspec.msgpack.Encoder()
-
-
-def encode_selection(record: SelectionRecord) -> bytes:
-    """Encode a record, refusing one that would not decode (before anything is signed)."""
-    data = _encoder.encode(record)
-    decode_selection(data)
-    return data
-
-
-def decode_selection(data: bytes) -> SelectionRecord:
-    try:
-        record: SelectionRecord = _decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"not a role or election record: {exc}") from exc
-    return record
-
-
-def try_decode_selection(data: bytes) -> SelectionRecord | None:
-    """The record, or None for a type of another domain (proposals, ideas, funding)."""
-    try:
-        return decode_selection(data)
-    except DecodeError:
-        return None
+_CODEC: Codec[SelectionRecord] = Codec(SelectionRecord, "a role or election record")
+encode_selection = _CODEC.encode  # refuses a record that would not decode, before signing
+decode_selection = _CODEC.decode
+try_decode_selection = _CODEC.try_decode  # None for a type of another area
 
 
 # ---- roles and keepers -----------------------------------------------------------------
