@@ -5,7 +5,9 @@ Formats (docs/exports.md describes each):
 * ``md``: one Markdown file, a section per circle;
 * ``csv``: a directory with one table per file (:data:`node.export.render.TABLES`);
 * ``json``: one file holding one JSON object (:func:`node.export.collect.collect`);
-* ``archive``: every signed op of the circles, checked by ``verify --archive FILE``.
+* ``archive``: every signed op of the circles, checked by ``verify --archive FILE``;
+* ``verifier``: the standalone checker script (:mod:`node.export.standalone`), for
+  someone without circle-node to check an archive's signatures and chains.
 
 Every target is checked before any work: an existing path is refused without ``--force``.
 Outputs appear whole or not at all (temp file or directory, fsync, rename). Progress goes
@@ -22,6 +24,7 @@ from typing import Any
 
 from node.commands.base import Context, Output, open_replica, run_async
 from node.commands.bundle import atomic_output, check_target
+from node.export import standalone
 from node.export.archive import plan_archive, write_archive
 from node.export.collect import collect
 from node.export.files import check_directory_target, write_directory
@@ -29,7 +32,7 @@ from node.export.markdown import markdown
 from node.export.render import csv_tables
 from node.replica import Replica
 
-FORMATS = ("md", "csv", "json", "archive")
+FORMATS = ("md", "csv", "json", "archive", "verifier")
 PROGRESS_MIN_OPS = 2_000
 
 
@@ -97,12 +100,18 @@ async def _readable(ctx: Context, args: argparse.Namespace, path: Path) -> dict[
 
 def export(ctx: Context, args: argparse.Namespace) -> Output:
     """Write the chosen circles (default: all held here) in the chosen format."""
-    ctx.home.require()
+    if args.format != "verifier":
+        ctx.home.require()
     path = Path(args.out)
     if args.format == "csv":
         check_directory_target(path, bool(args.force))
     else:
         check_target(path, bool(args.force))
+    if args.format == "verifier":
+        with atomic_output(path, bool(args.force)) as out:
+            out.write(Path(standalone.__file__).read_bytes())
+        text = f"Wrote the standalone archive checker to {path}: python3 {path} ARCHIVE"
+        return Output({"format": "verifier", "out": str(path)}, text)
     if args.format == "archive":
         data = run_async(_archive(ctx, args, path))
         text = f"Wrote {data['ops']} signed ops of {len(data['circles'])} circle(s) to {path}."
@@ -116,7 +125,12 @@ def export(ctx: Context, args: argparse.Namespace) -> Output:
 def register(build: Any, subs: Any) -> None:
     """Add ``export`` to the `circle-node` parser."""
     out = build.command(subs, "export", "write records or a self-verifying archive", export)
-    out.add_argument("--format", choices=FORMATS, required=True, help="md, csv, json or archive")
+    out.add_argument(
+        "--format",
+        choices=FORMATS,
+        required=True,
+        help="md, csv, json, archive, or verifier (the standalone archive checker script)",
+    )
     out.add_argument("--circle", action="append", metavar="ID", help="only this circle (repeat)")
     out.add_argument(
         "--out", required=True, metavar="PATH", help="the file (a directory for csv) to write"

@@ -199,3 +199,29 @@ def test_existing_outputs_are_kept_without_force(hall: Hall, tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
     unknown = cli(hall.path, "export", "--format", "json", "--circle", "ffffff", "--out", "x")
     assert unknown.code == 1
+
+
+def test_the_standalone_checker_needs_no_circle_node(
+    hall: Hall, archive: Path, tmp_path: Path
+) -> None:
+    """`export --format verifier` writes a script that checks the archive in an isolated
+    interpreter, and names the op of an edited one."""
+    script = tmp_path / "verify_archive.py"
+    written = ok(cli(tmp_path / "nobody", "export", "--format", "verifier", "--out", str(script)))
+    assert written["out"] == str(script)
+
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-I", str(script), str(path)],
+            capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        )  # fmt: skip
+
+    good = check(archive)
+    assert (good.returncode, good.stdout.startswith("ok:")) == (0, True), good.stderr
+    data = bytearray(archive.read_bytes())
+    _index, spot = _decision_offset(bytes(data), hall.decision)
+    data[spot] ^= 0x01
+    (tmp_path / "edited.cna").write_bytes(bytes(data))
+    bad = check(tmp_path / "edited.cna")
+    assert bad.returncode == 1
+    assert f"op {hall.decision}" in bad.stdout

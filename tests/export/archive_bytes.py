@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
+from node.export.archive import plan_archive, write_archive
 from node.export.archive_format import (
     LENGTH,
     VERIFIER,
@@ -18,6 +19,15 @@ from node.export.archive_format import (
     read_frames,
     read_manifest,
 )
+from node.replica import Replica
+
+
+async def archive_of(replica: Replica, circles: list[bytes]) -> bytes:
+    """The archive ``export --format archive`` would write, as bytes."""
+    manifest = await plan_archive(replica, circles, "hall")
+    out = io.BytesIO()
+    await write_archive(replica, manifest, out)
+    return out.getvalue()
 
 
 def build(

@@ -4,12 +4,11 @@ edited, cut, padded or forged one fails, and the problem names the op."""
 from __future__ import annotations
 
 import asyncio
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
-from archive_bytes import build, frame_offset, sections_of
+from archive_bytes import archive_of, build, frame_offset, sections_of
 from conftest import Org
 from helpers import Author
 from hypothesis import HealthCheck, given, settings
@@ -18,17 +17,9 @@ from hypothesis import strategies as st
 from node.crypto.ops import OpKind, decode_op
 from node.domain.governance.records import DecisionRec, ProposalRec, encode_record
 from node.errors import DecodeError, NodeError
-from node.export.archive import plan_archive, verify_archive, write_archive
+from node.export.archive import verify_archive
 from node.governance import create_proposal, load, sign, take_position
-from node.replica import Replica
 from node.store.store import STATUS_EQUIVOCATED
-
-
-async def archive_of(replica: Replica, circles: list[bytes]) -> bytes:
-    manifest = await plan_archive(replica, circles, "hall")
-    out = io.BytesIO()
-    await write_archive(replica, manifest, out)
-    return out.getvalue()
 
 
 async def verified(tmp_path: Path, data: bytes, name: str = "a.cna") -> dict[str, Any]:
