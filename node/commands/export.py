@@ -66,12 +66,13 @@ async def _archive(ctx: Context, args: argparse.Namespace, path: Path) -> dict[s
     progress = _Progress(ctx)
     async with open_replica(ctx.home) as replica:
         circles = await _circles(replica, args.circle)
-        manifest = await plan_archive(replica, circles, ctx.home.config.name)
+        plan = await plan_archive(replica, circles, ctx.home.config.name)
         with atomic_output(path, bool(args.force)) as out:
-            written = await write_archive(replica, manifest, out, progress.ops)
+            written = await write_archive(replica, plan, out, progress.ops)
     return {
         "circles": [
-            {"circle": e.circle.hex(), "name": e.name, "ops": e.count} for e in manifest.circles
+            {"circle": e.circle.hex(), "name": e.name, "ops": e.count}
+            for e in plan.manifest.circles
         ],
         "ops": written,
         "verify_with": f"circle-node verify --archive {path}",

@@ -30,9 +30,10 @@ from typing import Any, BinaryIO
 import msgspec
 
 from node.crypto.ops import Op, OpKind, decode_header
-from node.errors import DecodeError, NotFound
+from node.errors import DecodeError, NodeError, NotFound
 from node.export.archive_format import (
     MAX_CIRCLES,
+    MAX_NAME,
     VERIFIER,
     CircleEntry,
     Frame,
@@ -64,52 +65,61 @@ async def _circle_name(replica: Replica, circle: bytes) -> str:
     return genesis.name if genesis else ""
 
 
-async def _exported_wires(replica: Replica, circle: bytes) -> list[bytes]:
-    rows = await replica.store.all_ops(circle)
-    return [
-        msgspec.msgpack.encode((r.header, r.sig, r.body))
-        for r in rows
-        if r.status != STATUS_EQUIVOCATED
-    ]
+@dataclass(frozen=True)
+class Plan:
+    """What an archive will hold: its manifest, and the store as of ``upto`` (an lseq),
+    so ops a running service stores meanwhile neither join nor break the export."""
+
+    manifest: Manifest
+    upto: int
 
 
-async def plan_archive(replica: Replica, circles: Sequence[bytes], exporter: str) -> Manifest:
+async def _section(replica: Replica, circle: bytes, upto: int) -> tuple[list[bytes], list[Head]]:
+    """The circle's exported wires (arrival order) and the chain heads they reach."""
+    wires: list[bytes] = []
+    heads: dict[bytes, tuple[int, bytes]] = {}
+    for row in await replica.store.all_ops(circle):
+        if row.lseq > upto or row.status == STATUS_EQUIVOCATED:
+            continue
+        wires.append(msgspec.msgpack.encode((row.header, row.sig, row.body)))
+        if row.seq > heads.get(row.author, (0, b""))[0]:
+            heads[row.author] = (row.seq, row.op_id)
+    return wires, [Head(a, seq, op_id) for a, (seq, op_id) in sorted(heads.items())]
+
+
+def _hash(wires: list[bytes]) -> bytes:
+    hasher = SectionHasher()
+    for wire in wires:
+        hasher.add(wire)
+    return hasher.digest()
+
+
+async def plan_archive(replica: Replica, circles: Sequence[bytes], exporter: str) -> Plan:
     """The manifest of an archive of ``circles`` (counts, section hashes, heads)."""
     if len(circles) > MAX_CIRCLES:
-        raise NotFound(f"an archive holds at most {MAX_CIRCLES} circles: use --circle")
+        raise NodeError(f"an archive holds at most {MAX_CIRCLES} circles: use --circle")
+    upto = await replica.store.max_lseq()
     entries: list[CircleEntry] = []
     for circle in circles:
-        wires = await _exported_wires(replica, circle)
-        hasher = SectionHasher()
-        for wire in wires:
-            hasher.add(wire)
-        heads = await replica.store.heads_for(circle)
-        entries.append(
-            CircleEntry(
-                circle=circle,
-                name=(await _circle_name(replica, circle))[:1000],
-                count=len(wires),
-                ops_hash=hasher.digest(),
-                heads=[Head(a, seq, head) for a, (seq, head) in sorted(heads.items())],
-            )
-        )
-    return Manifest(int(time.time()), exporter[:1000], VERIFIER, entries)
+        wires, heads = await _section(replica, circle, upto)
+        name = (await _circle_name(replica, circle))[:MAX_NAME]
+        entries.append(CircleEntry(circle, name, len(wires), _hash(wires), heads))
+    return Plan(Manifest(int(time.time()), exporter[:MAX_NAME], VERIFIER, entries), upto)
 
 
 async def write_archive(
-    replica: Replica, manifest: Manifest, out: BinaryIO, progress: Progress | None = None
+    replica: Replica, plan: Plan, out: BinaryIO, progress: Progress | None = None
 ) -> int:
-    """Write the archive ``manifest`` describes; the number of ops written. The ops are
-    re-read per circle; a circle that changed since planning is refused (run it again)."""
+    """Write the archive ``plan`` describes; the number of ops written. The ops are
+    re-read per circle, as of the plan's lseq; should one have changed even so (an
+    equivocation found meanwhile), nothing is published: run the export again."""
+    manifest = plan.manifest
     out.write(encode_head(manifest))
     done, total = 0, manifest.total
     for entry in manifest.circles:
-        wires = await _exported_wires(replica, entry.circle)
-        hasher = SectionHasher()
-        for wire in wires:
-            hasher.add(wire)
-        if len(wires) != entry.count or hasher.digest() != entry.ops_hash:
-            raise NotFound(
+        wires, _heads = await _section(replica, entry.circle, plan.upto)
+        if len(wires) != entry.count or _hash(wires) != entry.ops_hash:
+            raise NodeError(
                 f"circle {entry.circle.hex()[:8]} changed while exporting: run export again"
             )
         for wire in wires:
@@ -300,7 +310,7 @@ class _Verifier:
                     circle.hex(),
                 )
         valid = sum(1 for r in rows if r.status == STATUS_VALID)
-        genesis = rows and any(r.kind == int(OpKind.GENESIS) for r in rows)
+        genesis = any(r.kind == int(OpKind.GENESIS) for r in rows)
         decisions = 0
         if genesis:
             decisions = len((await load(self.replica, circle)).gov.decisions)

@@ -24,9 +24,9 @@ from node.replica import Replica
 
 async def archive_of(replica: Replica, circles: list[bytes]) -> bytes:
     """The archive ``export --format archive`` would write, as bytes."""
-    manifest = await plan_archive(replica, circles, "hall")
+    plan = await plan_archive(replica, circles, "hall")
     out = io.BytesIO()
-    await write_archive(replica, manifest, out)
+    await write_archive(replica, plan, out)
     return out.getvalue()
 
 

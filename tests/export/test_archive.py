@@ -4,6 +4,7 @@ edited, cut, padded or forged one fails, and the problem names the op."""
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from node.crypto.ops import OpKind, decode_op
 from node.domain.governance.records import DecisionRec, ProposalRec, encode_record
 from node.errors import DecodeError, NodeError
-from node.export.archive import verify_archive
+from node.export.archive import plan_archive, verify_archive, write_archive
 from node.governance import create_proposal, load, sign, take_position
 from node.store.store import STATUS_EQUIVOCATED
 
@@ -179,3 +180,18 @@ def test_fuzz_verify_mutated_archives(sample: bytes, tmp_path: Path, data: st.Da
     except NodeError:
         return
     assert not report.ok or bytes(blob) == sample
+
+
+async def test_ops_stored_after_planning_stay_out(org: Org, tmp_path: Path) -> None:
+    """A running service may store ops while an export runs: the archive holds the
+    store as of the plan, and still verifies."""
+    plan = await plan_archive(org.replica, [org.garden], "hall")
+    body = ProposalRec(title="Later", driver="d", text="arrives mid-export")
+    await create_proposal(org.replica, org.bob, org.garden, body)
+    out = io.BytesIO()
+    assert await write_archive(org.replica, plan, out) == plan.manifest.total
+    report = await verified(tmp_path, out.getvalue())
+    assert report["ok"], report["problems"]
+    assert report["ops"] == plan.manifest.total
+    later = len(await org.replica.store.all_ops(org.garden))
+    assert later == plan.manifest.total + 1
