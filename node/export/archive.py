@@ -219,6 +219,9 @@ class _Verifier:
         self.names: dict[bytes, Named] = {}
         self.batch: list[Op] = []
         self.reported: set[str] = set()
+        # (circle, author, seq) -> the op id that the author's next op's backlink, or the
+        # manifest's head, gives for it: names the original of an op whose header was edited
+        self.cited: dict[tuple[str, str, int], str] = {}
 
     def frame(self, frame: Frame) -> None:
         self.report.ops += 1
@@ -229,6 +232,9 @@ class _Verifier:
             self._problem(named, exc.reason.value, exc.detail)
             return
         named = _name_op(frame.index, op)
+        if op.header.backlink is not None and op.seq > 1:
+            key = (named.circle, named.author, op.seq - 1)
+            self.cited.setdefault(key, op.header.backlink.hex())
         if op.circle != frame.circle:
             self._problem(named, "wrong_section", "the op is filed under another circle")
             return
@@ -278,7 +284,20 @@ class _Verifier:
             elif which.op not in self.reported:
                 self._problem(which, found["problem"], found["detail"])
 
+    def original_ids(self) -> None:
+        """Add ``original_op`` to problems whose op the chain knows under another id."""
+        for problem in self.report.problems:
+            if problem.get("seq") is None:
+                continue
+            key = (problem["circle"], problem["author"], problem["seq"])
+            original = self.cited.get(key)
+            if original is not None and original != problem["op"]:
+                problem["original_op"] = original
+
     def section_end(self, end: SectionEnd) -> None:
+        for head in end.entry.heads:
+            key = (end.entry.circle.hex(), head.author.hex(), head.seq)
+            self.cited.setdefault(key, head.op_id.hex())
         if end.ops_hash != end.entry.ops_hash:
             self.report.problem(
                 None,
@@ -362,5 +381,6 @@ async def verify_archive(path: Path, progress: Progress | None = None) -> Archiv
                     if progress is not None:
                         progress(report.ops, manifest.total)
             await run.finish()
+            run.original_ids()
             await run.summarise(manifest)
     return report

@@ -195,3 +195,22 @@ async def test_ops_stored_after_planning_stay_out(org: Org, tmp_path: Path) -> N
     assert report["ops"] == plan.manifest.total
     later = len(await org.replica.store.all_ops(org.garden))
     assert later == plan.manifest.total + 1
+
+
+async def test_an_edited_header_is_named_with_its_original_id(org: Org, tmp_path: Path) -> None:
+    """A flipped header byte changes the op's hash; the next op's backlink still names the
+    original, and the report gives both."""
+    data = await archive_of(org.replica, [org.garden])
+    _manifest, [(_circle, wires)] = sections_of(data)
+    ops = [decode_op(w) for w in wires]
+    index = next(i for i, op in enumerate(ops) if op.author == org.bob.public and op.seq == 2)
+    target = ops[index]
+    ts_at = target.header_bytes.rindex(target.header.body_hash) - 3  # body_len, still valid
+    spot = frame_offset(data, index) + wires[index].index(target.header_bytes) + ts_at
+    blob = bytearray(data)
+    blob[spot] ^= 0x01
+    report = await verified(tmp_path, bytes(blob))
+    (named,) = [p for p in report["problems"] if p.get("index") == index]
+    assert (named["author"], named["seq"]) == (org.bob.public.hex(), 2)
+    assert named["op"] != target.op_id.hex()
+    assert named["original_op"] == target.op_id.hex()
