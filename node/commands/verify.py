@@ -44,9 +44,10 @@ def _where(p: dict[str, Any]) -> str:
     if not p.get("op") and not p.get("author"):
         return f"circle {p['circle'][:16]}" if p.get("circle") else "archive"
     seq = p.get("seq")
+    original = f", originally {p['original_op']}" if p.get("original_op") else ""
     return (
         f"op {p['op'] or '?'} (#{p.get('index')}: circle {p['circle']}, author "
-        f"{p['author'] or '?'}, seq {seq if seq is not None else '?'})"
+        f"{p['author'] or '?'}, seq {seq if seq is not None else '?'}{original})"
     )
 
 
