@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pycrdt
 import pytest
 from archive_bytes import archive_of, build, frame_offset, sections_of
 from conftest import Org
-from helpers import Author
+from helpers import Author, YWriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.crypto.ops import OpKind, decode_op
+from node import local
+from node.crypto.ops import OpKind, decode_op, make_op
+from node.domain.documents import doc_id
 from node.domain.governance.records import DecisionRec, ProposalRec, encode_record
 from node.errors import DecodeError, NodeError
 from node.export.archive import plan_archive, verify_archive, write_archive
@@ -214,3 +218,37 @@ async def test_an_edited_header_is_named_with_its_original_id(org: Org, tmp_path
     assert (named["author"], named["seq"]) == (org.bob.public.hex(), 2)
     assert named["op"] != target.op_id.hex()
     assert named["original_op"] == target.op_id.hex()
+
+
+async def test_doc_edits_verify_and_a_forged_client_id_is_named(org: Org, tmp_path: Path) -> None:
+    """``y`` ops verify with their ycid binding; bob's own signed update written under
+    alice's Yjs client id is named (it would make replicas diverge)."""
+    doc = doc_id(org.garden, "notes")
+    for key, text in ((org.alice, "water"), (org.bob, "weed"), (org.alice, "harvest")):
+        await local.edit_doc(org.replica, key, org.garden, doc, _append(text))
+    data = await archive_of(org.replica, [org.garden])
+    report = await verified(tmp_path, data)
+    assert report["ok"], report["problems"]
+
+    state = await org.replica.auth_state(org.garden)
+    alice_ycid, bob_ycid = state.ycid_of(org.alice.public), state.ycid_of(org.bob.public)
+    assert alice_ycid is not None
+    assert bob_ycid is not None
+    seq, head = (await org.replica.heights(org.garden))[org.bob.public]
+    forged = make_op(
+        org.bob, kind=OpKind.Y, circle=org.garden, seq=seq + 1, backlink=head,
+        deps=(await org.replica.auth_log(org.garden)).heads(), doc=doc, ycid=bob_ycid,
+        body=YWriter(alice_ycid).set("k", "as alice"),
+    )  # fmt: skip
+    _manifest, [(circle, wires)] = sections_of(data)
+    report = await verified(tmp_path, build([(circle, [*wires, forged.wire()])]), "y.cna")
+    (named,) = [p for p in report["problems"] if p["op"] == forged.op_id.hex()]
+    assert (named["kind"], named["author"], named["seq"]) == ("y", org.bob.public.hex(), seq + 1)
+    assert named["problem"] in ("ycid_mismatch", "clock_mismatch")
+
+
+def _append(text: str) -> Callable[[Any], None]:
+    def change(doc: Any) -> None:
+        doc.get("t", type=pycrdt.Text).insert(0, text)
+
+    return change
