@@ -36,22 +36,25 @@ FORMATS = ("md", "csv", "json", "archive", "verifier")
 PROGRESS_MIN_OPS = 2_000
 
 
-class _Progress:
+class Progress:
     """Progress lines on stderr, only for a terminal (and never with --json)."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, doing: str = "exporting") -> None:
         self.on = not ctx.json and sys.stderr.isatty()
+        self.doing = doing
+        self.shown = -1
 
     def ops(self, done: int, total: int) -> None:
-        if self.on and total >= PROGRESS_MIN_OPS:
-            sys.stderr.write(f"\rexporting {done}/{total} ops")
+        if self.on and total >= PROGRESS_MIN_OPS and done != self.shown:
+            self.shown = done
+            sys.stderr.write(f"\r{self.doing} {done}/{total} ops")
             sys.stderr.flush()
             if done == total:
                 sys.stderr.write("\n")
 
     def step(self, what: str) -> None:
         if self.on:
-            sys.stderr.write(f"exporting {what}\n")
+            sys.stderr.write(f"{self.doing} {what}\n")
             sys.stderr.flush()
 
 
@@ -63,7 +66,7 @@ async def _circles(replica: Replica, texts: list[str] | None) -> list[bytes]:
 
 
 async def _archive(ctx: Context, args: argparse.Namespace, path: Path) -> dict[str, Any]:
-    progress = _Progress(ctx)
+    progress = Progress(ctx)
     async with open_replica(ctx.home) as replica:
         circles = await _circles(replica, args.circle)
         plan = await plan_archive(replica, circles, ctx.home.config.name)
@@ -80,7 +83,7 @@ async def _archive(ctx: Context, args: argparse.Namespace, path: Path) -> dict[s
 
 
 async def _readable(ctx: Context, args: argparse.Namespace, path: Path) -> dict[str, Any]:
-    progress = _Progress(ctx)
+    progress = Progress(ctx)
     async with open_replica(ctx.home) as replica:
         circles = await _circles(replica, args.circle)
         data = await collect(replica, circles, progress=progress.step)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from node.commands.base import Context, Output, open_replica, run_async
+from node.commands.export import Progress
 from node.errors import ConfigError, StorageError
 from node.export.archive import verify_archive
 from node.verify import verify_store
@@ -70,8 +71,9 @@ def _archive_text(path: str, data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _verify_archive(path: str) -> Output:
-    data = run_async(verify_archive(Path(path))).as_dict()
+def _verify_archive(ctx: Context, path: str) -> Output:
+    progress = Progress(ctx, "verifying")
+    data = run_async(verify_archive(Path(path), progress.ops)).as_dict()
     return Output({"archive": path, **data}, _archive_text(path, data), 0 if data["ok"] else 1)
 
 
@@ -80,7 +82,7 @@ def verify(ctx: Context, args: argparse.Namespace) -> Output:
     if getattr(args, "archive", None):
         if args.circle:
             raise ConfigError("--circle does not apply to --archive: it checks the whole file")
-        return _verify_archive(str(args.archive))
+        return _verify_archive(ctx, str(args.archive))
     ctx.home.require()
     try:
         data = run_async(_verify(ctx, args.circle))

@@ -380,6 +380,8 @@ async def verify_archive(path: Path, progress: Progress | None = None) -> Archiv
                     await run.flush()
                     if progress is not None:
                         progress(report.ops, manifest.total)
+            if progress is not None:
+                progress(report.ops, manifest.total)
             await run.finish()
             run.original_ids()
             await run.summarise(manifest)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from node.commands.base import Context
-from node.commands.export import _Progress
+from node.commands.export import Progress
 from node.errors import NodeError
 from node.export.files import check_directory_target, write_directory
 from node.home import NodeHome
@@ -65,15 +65,16 @@ def test_progress_only_on_a_terminal_and_never_with_json(
     home = NodeHome(tmp_path)
     stream = _Tty()
     monkeypatch.setattr(sys, "stderr", stream)
-    _Progress(Context(home, None, json=True)).ops(5_000, 5_000)
+    Progress(Context(home, None, json=True)).ops(5_000, 5_000)
     assert stream.getvalue() == ""
-    shown = _Progress(Context(home, None, json=False))
+    shown = Progress(Context(home, None, json=False))
     shown.ops(10, 100)  # a short export: nothing
     assert stream.getvalue() == ""
     shown.ops(2_500, 5_000)
     shown.ops(5_000, 5_000)
+    shown.ops(5_000, 5_000)  # told twice, drawn once
     assert stream.getvalue() == "\rexporting 2500/5000 ops\rexporting 5000/5000 ops\n"
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    quiet = _Progress(Context(home, None, json=False))
+    quiet = Progress(Context(home, None, json=False))
     quiet.step("circle 1/1")
     assert sys.stderr.getvalue() == ""
