@@ -26,6 +26,7 @@ from node.commands import (
     circles,
     doctor,
     elections,
+    export,
     funding,
     ideas,
     members,
@@ -194,11 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.command(subs, "doctor", "check the store, keys, disk, clock and config", doctor.doctor)
     check = build.command(subs, "verify", "re-verify every stored op", verify.verify)
     check.add_argument("--circle", metavar="CIRCLE", help="only this circle")
+    check.add_argument("--archive", metavar="FILE", help="verify an archive, not this node")
     _member_commands(build, subs)
     _circle_commands(build, subs)
     _bundle_commands(build, subs)
     _sync_commands(build, subs)
-    for module in (proposals, elections, ideas, funding):
+    for module in (proposals, elections, ideas, funding, export):
         module.register(build, subs)  # each governance module adds its own commands
     return parser
 
