@@ -7,7 +7,8 @@ Contract (scripts rely on it):
 * With ``--json`` stdout carries exactly one JSON object: the command's result, or
   ``{"error": message}``. Prompts and messages go to stderr (passphrases: the terminal).
 * Exit codes: 0 success; 1 an error the user can act on (every :class:`NodeError`), or
-  ``verify`` found problems; 2 a usage error; 130 interrupted. No traceback is printed
+  ``verify`` found problems; 2 a usage error; 130 interrupted (Ctrl-C, or a SIGTERM
+  that a long command turned into :class:`~node.errors.Interrupted`). No traceback is printed
   for a NodeError; errors say what happened and what to do.
 
 Commands live in :mod:`node.commands`; this module only wires them.
@@ -37,7 +38,7 @@ from node.commands import (
     verify,
 )
 from node.commands.base import Context, Handler, Output
-from node.errors import NodeError
+from node.errors import Interrupted, NodeError
 from node.home import DEFAULT_LISTEN, NodeHome, resolve_home
 
 
@@ -241,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = _execute(args)
     except UsageError as exc:
         return _fail(str(exc), as_json, 2, exc.usage)
+    except Interrupted as exc:
+        return _fail(str(exc), as_json, 130)
     except NodeError as exc:
         return _fail(str(exc), as_json, 1)
     except KeyboardInterrupt:
