@@ -161,6 +161,9 @@ def _sync_commands(build: _Builder, subs: argparse._SubParsersAction[_Parser]) -
     serve.add_argument(
         "--discover", action="store_true", help="announce on the LAN and list nodes found there"
     )
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or JSON objects"
+    )
     once = build.command(subs, "sync", "sync with peers", sync.sync)
     once.add_argument("--once", action="store_true", help="one full round, then exit")
     once.add_argument("--peer", metavar="URL", help="only this peer (need not be configured)")

@@ -164,7 +164,12 @@ class PeerSync:
                     await self.close("sync complete")
         except NodeError as exc:
             self.stats.error = reason = str(exc)
-            log.warning("sync with %s failed: %s", self._peer_name(), exc)
+            log.warning(
+                "sync with %s failed: %s",
+                self._peer_name(),
+                exc,
+                extra={"peer": self._peer_name(), "reason": str(exc)},
+            )
         finally:
             self._count()
             await self.close(reason)  # never leave the peer waiting on a dead session
@@ -282,7 +287,11 @@ class PeerSync:
             if not (self.live and self.synced.is_set()):
                 raise ProtocolError("live ops before the initial sync finished")
             if ops.circle not in await self.replica.circles():
-                log.info("ignoring live ops of a circle we do not hold from %s", self._peer_name())
+                log.info(
+                    "ignoring live ops of a circle we do not hold from %s",
+                    self._peer_name(),
+                    extra={"peer": self._peer_name(), "circle": ops.circle.hex()},
+                )
                 self.resync.set()
                 return
         elif ops.circle not in self._to_sync:
@@ -306,6 +315,12 @@ class PeerSync:
                 report.rejected,
                 self._peer_name(),
                 dict(report.reasons),
+                extra={
+                    "peer": self._peer_name(),
+                    "circle": circle.hex(),
+                    "ops": report.rejected,
+                    "reason": ", ".join(sorted(report.reasons)),
+                },
             )
         self._remember(op.op_id for op in report.accepted)
 
