@@ -3,14 +3,12 @@ loopback port, as the end-to-end tests of the running node do."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from cli_runner import cli_env
 
@@ -23,9 +21,10 @@ def serving(
     log_path: Path,
     args: Sequence[str] = ("serve", "--json"),
     env: dict[str, str] | None = None,
-) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start ``circle-node --home HOME ARGS`` listening on 127.0.0.1 port 0, stderr to
-    ``log_path``; yield the process and its parsed listening line once it printed it.
+    ``log_path``; yield the process and its listening line (JSON with --json) once
+    printed.
     The process is stopped with SIGTERM (then killed) on leaving."""
     chosen = cli_env() if env is None else env
     chosen.setdefault("CIRCLE_NODE_LISTEN", "127.0.0.1:0")
@@ -42,7 +41,7 @@ def serving(
             assert proc.stdout is not None
             line = proc.stdout.readline()  # blocks until it listens, or it exits
             assert line, f"the node did not start:\n{log_path.read_text()}"
-            yield proc, json.loads(line)
+            yield proc, line
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

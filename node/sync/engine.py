@@ -226,7 +226,12 @@ class PeerSync:
             self._peer_done = True
             self._check_synced()
         elif isinstance(event, GoingAway):
-            log.info("%s is going away: %s", self._peer_name(), event.reason or "no reason")
+            log.info(
+                "%s is going away: %s",
+                self._peer_name(),
+                event.reason or "no reason",
+                extra={"peer": self._peer_name(), "reason": event.reason or None},
+            )
 
     async def _send_offer(self) -> None:
         items = sorted(self._offer.items())

@@ -59,7 +59,8 @@ def test_serve_json_logs_parse_and_carry_sync_fields(tmp_path: Path) -> None:
     cli(a, "init", "--name", "hall")
     node_b = cli(b, "init", "--name", "barn").data["node"]
     log = tmp_path / "serve-a.log"
-    with serving(a, log, ("serve", "--json", "--log-format", "json")) as (proc, listening):
+    with serving(a, log, ("serve", "--json", "--log-format", "json")) as (proc, line):
+        listening = json.loads(line)
         synced = cli(b, "sync", "--once", "--peer", listening["url"])
         assert synced.code == 0, synced
         assert stop(proc) == 0
