@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from node.commands import (
     bundle,
     circles,
+    demo,
     doctor,
     elections,
     funding,
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     _circle_commands(build, subs)
     _bundle_commands(build, subs)
     _sync_commands(build, subs)
-    for module in (proposals, elections, ideas, funding):
+    for module in (proposals, elections, ideas, funding, demo):
         module.register(build, subs)  # each governance module adds its own commands
     return parser
 
