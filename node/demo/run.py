@@ -64,14 +64,14 @@ def _log_tail(demo: DemoDir, key: str, lines: int = 5) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _start(demo: DemoDir, spec: NodeSpec, port: int, passphrase: str) -> Running:
+def _spawn(demo: DemoDir, spec: NodeSpec, port: int, passphrase: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "CIRCLE_NODE_HOME"}
     env.update(SERVE_ENV, CIRCLE_NODE_PASSPHRASE=passphrase)
     home = demo.home(spec.key)
     command = [sys.executable, "-m", "node.cli", "--home", str(home.path), "serve", "--json"]
     command += ["--listen", f"127.0.0.1:{port}"]
     with demo.log_path(spec.key).open("a") as log:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -79,13 +79,15 @@ def _start(demo: DemoDir, spec: NodeSpec, port: int, passphrase: str) -> Running
             text=True,
             env=env,
         )
+
+
+def _listening(demo: DemoDir, spec: NodeSpec, port: int, proc: subprocess.Popen[str]) -> Running:
     assert proc.stdout is not None
     line = proc.stdout.readline()  # serve prints it once it listens; "" if it died
     try:
         listening = json.loads(line)
         return Running(spec, proc, str(listening["url"]), str(listening["node"]))
     except (json.JSONDecodeError, KeyError, TypeError):
-        stop_nodes([Running(spec, proc, "", "")])
         raise NodeError(
             f"the {spec.key} node did not start (port {port}):\n"
             f"{_log_tail(demo, spec.key)}\n(its log: {demo.log_path(spec.key)})"
@@ -93,13 +95,16 @@ def _start(demo: DemoDir, spec: NodeSpec, port: int, passphrase: str) -> Running
 
 
 def start_nodes(demo: DemoDir, ports: list[int], passphrase: str) -> list[Running]:
-    """Start every node's ``serve`` (port 0: any free port); all or none."""
+    """Start every node's ``serve`` at once (port 0: any free port); all or none."""
+    procs: list[subprocess.Popen[str]] = []
     running: list[Running] = []
     try:
         for spec, port in zip(NODES, ports, strict=True):
-            running.append(_start(demo, spec, port, passphrase))
+            procs.append(_spawn(demo, spec, port, passphrase))
+        for spec, port, proc in zip(NODES, ports, procs, strict=True):
+            running.append(_listening(demo, spec, port, proc))
     except BaseException:
-        stop_nodes(running)
+        stop_nodes([Running(spec, proc, "", "") for spec, proc in zip(NODES, procs, strict=False)])
         raise
     return running
 

@@ -46,7 +46,7 @@ def prepare(demo: DemoDir, say: Say) -> dict[str, Any]:
         return built
     if marker is not None:
         say("An earlier build of this demo was interrupted: building it again.")
-    say(f"Building the demo federation in {demo.path} (three nodes, nine members) ...")
+    say(f"Building the demo federation in {demo.path} (three nodes, eight members) ...")
     demo.start_building()
     built = asyncio.run(_build(demo, passphrase()))
     demo.write("built", built)
