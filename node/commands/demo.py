@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import platformdirs
 
@@ -22,6 +22,9 @@ from node.commands import tui
 from node.commands.base import Context, Output
 from node.demo.layout import DEMO_PASSPHRASE, NODES, TUI_NODE, DemoDir
 from node.errors import ConfigError, NodeError
+
+if TYPE_CHECKING:
+    from node.demo.session import Session
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -88,7 +91,8 @@ def _passphrase_line() -> str:
     return f"Every key's passphrase (nodes and members) is: {DEMO_PASSPHRASE}"
 
 
-def _keep_running(session: Any) -> None:
+def _keep_running(session: Session) -> NoReturn:
+    """Until a signal (or a node dying) ends it."""
     _say("No terminal for the TUI: the nodes keep running. Stop them with Ctrl-C or SIGTERM.")
     while True:
         session.check_alive()
@@ -126,11 +130,9 @@ def demo(ctx: Context, args: argparse.Namespace) -> Output:
             raise NodeError(
                 f"the demo nodes did not converge and verify: see their logs in {place.logs}"
             )
-        if tui.is_terminal():
-            code = tui.run_app(tui_home)
-        else:
+        if not tui.is_terminal():
             _keep_running(session)
-            code = 0
+        code = tui.run_app(tui_home)
     finally:
         session.close()
         signal.signal(signal.SIGTERM, previous)
