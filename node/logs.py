@@ -4,8 +4,10 @@ JSON: one object per line, ``{"ts", "level", "logger", "msg", ...}``: ``ts`` is 
 8601 with milliseconds, ``level`` lower case, ``msg`` the formatted message, then the
 structured fields the code passes with ``extra=`` (:data:`FIELDS`: ``peer``, ``circle``,
 ``ops``, ``reason`` ...) and ``exc`` (the traceback) for a logged exception. Fields hold
-strings, numbers, booleans or null; bytes are written as hex. Text keeps the message as it
-was and shows no fields, so existing log readers see no change.
+strings, numbers, booleans or null; bytes are written as hex. ``peer`` is always a peer's
+full node id (null before the handshake named it), ``url`` a peer's address as configured.
+Text keeps the message as it was and shows no fields, so existing log readers see no
+change.
 
 Invariants: a record is one line whatever its message holds (JSON escapes newlines); a log
 line never raises (values that do not serialize are written as ``str``).

@@ -365,11 +365,11 @@ class NodeService:
                 "live push to %s failed: %s",
                 _name(sync),
                 exc,
-                extra={"peer": _name(sync), "reason": str(exc)},
+                extra={"peer": sync.peer, "reason": str(exc)},
             )
         if sent:
             log.info(
-                "pushed %d ops to %s", sent, _name(sync), extra={"peer": _name(sync), "ops": sent}
+                "pushed %d ops to %s", sent, _name(sync), extra={"peer": sync.peer, "ops": sent}
             )
 
 

@@ -168,7 +168,7 @@ class PeerSync:
                 "sync with %s failed: %s",
                 self._peer_name(),
                 exc,
-                extra={"peer": self._peer_name(), "reason": str(exc)},
+                extra={"peer": self.peer, "reason": str(exc)},
             )
         finally:
             self._count()
@@ -230,7 +230,7 @@ class PeerSync:
                 "%s is going away: %s",
                 self._peer_name(),
                 event.reason or "no reason",
-                extra={"peer": self._peer_name(), "reason": event.reason or None},
+                extra={"peer": self.peer, "reason": event.reason or None},
             )
 
     async def _send_offer(self) -> None:
@@ -295,7 +295,7 @@ class PeerSync:
                 log.info(
                     "ignoring live ops of a circle we do not hold from %s",
                     self._peer_name(),
-                    extra={"peer": self._peer_name(), "circle": ops.circle.hex()},
+                    extra={"peer": self.peer, "circle": ops.circle.hex()},
                 )
                 self.resync.set()
                 return
@@ -321,7 +321,7 @@ class PeerSync:
                 self._peer_name(),
                 dict(report.reasons),
                 extra={
-                    "peer": self._peer_name(),
+                    "peer": self.peer,
                     "circle": circle.hex(),
                     "ops": report.rejected,
                     "reason": ", ".join(sorted(report.reasons)),

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_runner import cli_env
 
+from node.cli import main
 from node.demo.layout import MARKER, VERSION
 
 GUARD = 180  # seconds: a hung demo fails the test instead of blocking the run
@@ -117,13 +119,15 @@ def test_headless_demo_converges_and_a_second_run_resumes(tmp_path: Path) -> Non
     assert again["built"]["circles"] == ids  # resumed, not rebuilt
 
 
-def test_a_directory_that_is_not_a_demo_is_refused_untouched(tmp_path: Path) -> None:
+def test_a_directory_that_is_not_a_demo_is_refused_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A non-empty directory without the demo marker: exit 1, a clear error, no change."""
     place = tmp_path / "mine"
     place.mkdir()
     (place / "notes.txt").write_text("mine")
-    result = _demo(place, "--headless")
-    assert result.returncode == 1
-    assert "is not a circle-node demo" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert main(["demo", "--dir", str(place), "--headless"]) == 1
+    err = capsys.readouterr().err
+    assert "is not a circle-node demo" in err
+    assert "Traceback" not in err
     assert sorted(p.name for p in place.iterdir()) == ["notes.txt"]

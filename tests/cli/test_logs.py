@@ -3,6 +3,7 @@ ts, level, logger, msg and the structured fields (peer, address, ops ...) of syn
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -12,7 +13,10 @@ from pathlib import Path
 from cli_runner import cli
 from serve_runner import serving, stop
 
+from node.crypto.keys import KeyPair
 from node.logs import JsonFormatter, log_to_stderr
+from node.replica import Replica
+from node.service import sync_once
 
 
 def test_json_formatter_writes_one_line_with_fields_and_traceback() -> None:
@@ -52,17 +56,24 @@ def test_log_to_stderr_switches_format_without_a_second_handler() -> None:
             logger.addHandler(handler)
 
 
+async def _sync_with(url: str, store: Path) -> str:
+    """One sync round from a fresh peer (real replica, real HTTP client); its node id."""
+    key = KeyPair.generate()
+    async with Replica.open(store) as replica:
+        result = await sync_once(replica, key, url, time_limit=60)
+    assert result.stats.error is None, result.stats.error
+    return key.public.hex()
+
+
 def test_serve_json_logs_parse_and_carry_sync_fields(tmp_path: Path) -> None:
     """A real `serve --log-format json`: a peer syncs with it; every stderr line is a JSON
     object with the four keys, and the sync line names the peer and its ops."""
-    a, b = tmp_path / "a", tmp_path / "b"
+    a = tmp_path / "a"
     cli(a, "init", "--name", "hall")
-    node_b = cli(b, "init", "--name", "barn").data["node"]
     log = tmp_path / "serve-a.log"
     with serving(a, log, ("serve", "--json", "--log-format", "json")) as (proc, line):
         listening = json.loads(line)
-        synced = cli(b, "sync", "--once", "--peer", listening["url"])
-        assert synced.code == 0, synced
+        peer = asyncio.run(_sync_with(listening["url"], tmp_path / "peer.db"))
         assert stop(proc) == 0
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert lines
@@ -70,7 +81,7 @@ def test_serve_json_logs_parse_and_carry_sync_fields(tmp_path: Path) -> None:
         assert {"ts", "level", "logger", "msg"} <= set(line), line
     ended = [x for x in lines if x["msg"].startswith("sync with") and "peer" in x]
     assert ended, lines
-    assert ended[0]["peer"] == node_b
+    assert ended[0]["peer"] == peer
     assert isinstance(ended[0]["ops_in"], int)
     assert any(x["msg"] == "listening on " + listening["listening"] for x in lines)
     assert lines[-1]["msg"] == "stopped"
