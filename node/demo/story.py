@@ -24,7 +24,7 @@ from node.crypto.keys import KeyPair
 from node.demo.federation import Federation
 from node.domain.auth import Level
 from node.domain.documents import YDoc, doc_id
-from node.domain.governance.records import ProposalRec
+from node.domain.governance.records import ProposalRec, Stage, StageRec
 from node.errors import NodeError
 from node.funding import (
     Case,
@@ -39,7 +39,7 @@ from node.funding import (
     draft_reading,
     draft_shares,
 )
-from node.governance import amend, create_proposal, take_position
+from node.governance import amend, create_proposal, sign, take_position
 from node.ideas import Draft, commit, draft_idea_proposal, draft_note, draft_plan, draft_qualify
 from node.ideas import draft_share as draft_idea
 from node.local import add_member, create_circle, edit_doc
@@ -146,9 +146,18 @@ class Story:
         if not agreed[-1]:
             raise NodeError(f"building the demo: proposal {proposal[:8]} was not agreed")
 
+    async def stage(
+        self, who: str, circle: str, body: ProposalRec, stage: Stage, deadline: str | None = None
+    ) -> None:
+        """A new proposal, then deferred or withdrawn by its author."""
+        proposal = bytes.fromhex(await self.propose(who, circle, body))
+        record = StageRec(proposal=proposal, stage=stage, deadline=deadline)
+        await sign(self.at(who), self.key(who), self.circles[circle], record)
+
     async def decisions(self) -> None:
-        """An agreement in the top circle and in the Repair Cafe, and in the Garden a
-        proposal open with positions pending, one with an objection, one amended."""
+        """Agreements in the top circle and the Repair Cafe, which also defers one
+        proposal and withdraws another; in the Garden a proposal open with positions
+        pending, one with an objection, one amended."""
         charter = ProposalRec(
             title="Commons charter",
             driver="Circles need shared ground rules to work together",
@@ -163,6 +172,18 @@ class Story:
             review_every_days=90,
         )
         await self.agree(await self.propose("erin", "Repair Cafe", evenings), "erin", "frank")
+        printer = ProposalRec(
+            title="Buy a 3D printer",
+            driver="Spare parts for old machines cannot be bought any more",
+            text="We buy a 3D printer to print spare parts.",
+        )
+        await self.stage("erin", "Repair Cafe", printer, "deferred", self.days(90))
+        fee = ProposalRec(
+            title="Charge a fee per repair",
+            driver="The tools wear out",
+            text="Each repair costs two pounds.",
+        )
+        await self.stage("frank", "Repair Cafe", fee, "withdrawn")
         garden = "Community Garden"
         compost = ProposalRec(
             title="Compost rota",
