@@ -383,7 +383,9 @@ class _Importer:
             raise DecodeError(f"the sealed op is not the genesis of circle {circle}")
         return circle_key(genesis.op_id, genesis.sig)
 
-    def _interrupted(self) -> None:
+    def _stop_if_asked(self) -> None:
+        if self.stop is None or not self.stop():
+            return
         added = self.report.ingest.added
         raise Interrupted(
             f"bundle import stopped after {self.done} of {self.total} ops ({added} new, "
@@ -394,6 +396,7 @@ class _Importer:
         await self.unlock_if_needed()
         pending_before = await self.replica.store.pending_count()
         for index, entry in enumerate(self.reader.manifest.circles):
+            self._stop_if_asked()  # also between sections, which are checked whole first
             await self.section(index, entry)
         after = await self.replica.store.pending_count()
         self.report.pending = max(0, after - pending_before)
@@ -427,8 +430,7 @@ class _Importer:
                 break
             self.report.merge(await ingest_ops(self.replica, wires))
             self.advance(len(wires))
-            if self.stop is not None and self.stop():
-                self._interrupted()
+            self._stop_if_asked()
         heights = await self.replica.store.heights_for(entry.circle)
         complete = all(heights.get(a, 0) >= seq for a, seq in final.heights.items())
         self.report.section(entry.circle, entry.count, "imported", complete=complete)
