@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOME_DIR ?= $(CURDIR)/.circle-node-home
 
-.PHONY: run test lint unit bench clean
+.PHONY: run demo test lint unit bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 
 run: $(VENV)/.installed
 	CIRCLE_NODE_HOME=$${CIRCLE_NODE_HOME:-$(HOME_DIR)} $(BIN)/circle-node run
+
+# Three nodes of a small federation on loopback, with the TUI on one (docs/demo.md).
+demo: $(VENV)/.installed
+	$(BIN)/circle-node demo
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check node tests bench

@@ -7,7 +7,8 @@ Contract (scripts rely on it):
 * With ``--json`` stdout carries exactly one JSON object: the command's result, or
   ``{"error": message}``. Prompts and messages go to stderr (passphrases: the terminal).
 * Exit codes: 0 success; 1 an error the user can act on (every :class:`NodeError`), or
-  ``verify`` found problems; 2 a usage error; 130 interrupted. No traceback is printed
+  ``verify`` found problems; 2 a usage error; 130 interrupted (Ctrl-C, or a SIGTERM
+  that a long command turned into :class:`~node.errors.Interrupted`). No traceback is printed
   for a NodeError; errors say what happened and what to do.
 
 Commands live in :mod:`node.commands`; this module only wires them.
@@ -24,6 +25,7 @@ from typing import Any, NoReturn
 from node.commands import (
     bundle,
     circles,
+    demo,
     doctor,
     elections,
     export,
@@ -38,7 +40,7 @@ from node.commands import (
     verify,
 )
 from node.commands.base import Context, Handler, Output
-from node.errors import NodeError
+from node.errors import Interrupted, NodeError
 from node.home import DEFAULT_LISTEN, NodeHome, resolve_home
 
 
@@ -161,6 +163,9 @@ def _sync_commands(build: _Builder, subs: argparse._SubParsersAction[_Parser]) -
     serve.add_argument(
         "--discover", action="store_true", help="announce on the LAN and list nodes found there"
     )
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or JSON objects"
+    )
     once = build.command(subs, "sync", "sync with peers", sync.sync)
     once.add_argument("--once", action="store_true", help="one full round, then exit")
     once.add_argument("--peer", metavar="URL", help="only this peer (need not be configured)")
@@ -200,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _circle_commands(build, subs)
     _bundle_commands(build, subs)
     _sync_commands(build, subs)
-    for module in (proposals, elections, ideas, funding, export):
+    for module in (proposals, elections, ideas, funding, export, demo):
         module.register(build, subs)  # each governance module adds its own commands
     return parser
 
@@ -243,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = _execute(args)
     except UsageError as exc:
         return _fail(str(exc), as_json, 2, exc.usage)
+    except Interrupted as exc:
+        return _fail(str(exc), as_json, 130)
     except NodeError as exc:
         return _fail(str(exc), as_json, 1)
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ doc. ``docs/configuration.md`` and ``deploy/config.example.toml`` list the same 
 (tests check both). A value is resolved in layers, each overriding the one before::
 
     the declared default -> HOME/node.toml -> CIRCLE_NODE_<NAME> in the environment
-                         -> a command-line flag (serve's --listen and --discover)
+                         -> a command-line flag (serve's --listen, --discover, --log-format)
 
 ``node.toml`` also holds the node's identity, written by ``init``: ``node`` (its public
 key) and ``created``. Those are not settings: nothing overrides them.
@@ -39,6 +39,7 @@ OTHER_ENV = frozenset({"CIRCLE_NODE_HOME", "CIRCLE_NODE_PASSPHRASE", "CIRCLE_NOD
 DEFAULT_LISTEN = "0.0.0.0:7400"
 MAX_NAME_CHARS = 80
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")  # node.logs writes them
 MIN_HTTP_BODY = 512 * 1024  # one sync message (up to 300 KiB) must fit in a request
 
 
@@ -177,6 +178,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("listen", ADDRESS, DEFAULT_LISTEN, "where `serve` listens for peers", "--listen"),
     Setting("discover", BOOLEAN, False, "announce on the LAN and list nodes found", "--discover"),
     Setting("log_level", _choice(LOG_LEVELS), "info", "the least severe log line `serve` writes"),
+    Setting(
+        "log_format",
+        _choice(LOG_FORMATS),
+        "text",
+        "`serve`'s log lines: text, or json (one object per line)",
+        "--log-format",
+    ),
     Setting("backoff_base", SECONDS, 0.5, "first reconnect to a lost peer waits up to this"),
     Setting("backoff_cap", SECONDS, 60.0, "no reconnect to a peer waits longer than this"),
     Setting("poll_interval", SECONDS, 1.0, "how often to look for ops other processes wrote"),
@@ -216,6 +224,7 @@ class Settings:
     listen: str
     discover: bool
     log_level: str
+    log_format: str
     backoff_base: float
     backoff_cap: float
     poll_interval: float

@@ -13,7 +13,9 @@
     +-- NotFound                   a circle, member or op that is not known
     +-- ProtocolError              a peer broke the sync protocol
     +-- NetworkError               a peer cannot be reached, or the connection broke
-                                   (also a builtin ConnectionError)
+    |                              (also a builtin ConnectionError)
+    +-- Interrupted                a signal (SIGINT, SIGTERM) stopped a long command between
+                                   two committed steps; what was committed stays
 
 Third-party exceptions are translated at the edge with ``raise ... from exc``.
 Every message says what happened and, where the user can act, what to do.
@@ -72,3 +74,7 @@ class ProtocolError(NodeError):
 
 class NetworkError(NodeError, ConnectionError):
     """A peer cannot be reached, or the connection to it broke."""
+
+
+class Interrupted(NodeError):
+    """A signal stopped a long command between two committed steps (the CLI exits 130)."""

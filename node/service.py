@@ -106,7 +106,7 @@ class NodeService:
                 self.replica, self.node_key, on_session=self._track, limits=self.config.limits
             )
             self.server = await SyncServer(app, host, port).__aenter__()
-            log.info("listening on %s", self.server.address)
+            log.info("listening on %s", self.server.address, extra={"address": self.server.address})
         try:
             await self._reconcile_dialers()
         except BaseException:
@@ -209,7 +209,12 @@ class NodeService:
                     return  # removed
                 synced = await self._session_with(peer)
             except (NodeError, sqlite3.Error) as exc:  # the store, e.g. locked for too long
-                log.error("sync with %s failed on the store: %s", url, exc)
+                log.error(
+                    "sync with %s failed on the store: %s",
+                    url,
+                    exc,
+                    extra={"url": url, "reason": str(exc)},
+                )
                 synced = False
             failures = 0 if synced else failures + 1
             delay = backoff_delay(failures, self.config.backoff_base, self.config.backoff_cap)
@@ -230,7 +235,12 @@ class NodeService:
         try:
             channel = await dial(peer.url, connect_timeout=self.config.connect_timeout)
         except NodeError as exc:
-            log.warning("cannot sync with %s: %s", peer.url, exc)
+            log.warning(
+                "cannot sync with %s: %s",
+                peer.url,
+                exc,
+                extra={"url": peer.url, "reason": str(exc)},
+            )
             await self._record(peer.url, None, _Recorded(), str(exc))
             return False
         sync = PeerSync(
@@ -250,7 +260,18 @@ class NodeService:
         finally:
             self._dialed.discard(sync)
             await channel.close()
-        log.info("sync with %s ended: %s", peer.url, describe(stats))
+        log.info(
+            "sync with %s ended: %s",
+            peer.url,
+            describe(stats),
+            extra={
+                "url": peer.url,
+                "peer": stats.peer or None,
+                "ops_in": stats.ops_received,
+                "ops_out": stats.ops_sent,
+                "reason": stats.error,
+            },
+        )
         return sync.synced.is_set()
 
     async def _run_recorded(self, sync: PeerSync, url: str) -> SyncStats:
@@ -261,7 +282,13 @@ class NodeService:
         async def when_synced() -> None:
             await sync.synced.wait()
             stats = sync.stats
-            log.info("synced with %s: %d ops in, %d out", url, stats.ops_received, stats.ops_sent)
+            log.info(
+                "synced with %s: %d ops in, %d out",
+                url,
+                stats.ops_received,
+                stats.ops_sent,
+                extra={"url": url, "ops_in": stats.ops_received, "ops_out": stats.ops_sent},
+            )
             await self._record(url, sync.peer, _Recorded(stats.ops_sent, stats.ops_received))
             recorded.sent, recorded.received = stats.ops_sent, stats.ops_received
 
@@ -334,9 +361,16 @@ class NodeService:
             for circle, wires in by_circle.items():
                 sent += await sync.push(circle, wires)
         except (NodeError, ConnectionError) as exc:
-            log.info("live push to %s failed: %s", _name(sync), exc)
+            log.info(
+                "live push to %s failed: %s",
+                _name(sync),
+                exc,
+                extra={"peer": sync.peer, "reason": str(exc)},
+            )
         if sent:
-            log.info("pushed %d ops to %s", sent, _name(sync))
+            log.info(
+                "pushed %d ops to %s", sent, _name(sync), extra={"peer": sync.peer, "ops": sent}
+            )
 
 
 # ---- one-shot sync -----------------------------------------------------------------------

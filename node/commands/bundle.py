@@ -6,19 +6,23 @@ to a temp file beside the target, fsynced and renamed into place, and never repl
 existing file without ``--force``. Everything that can be refused (the target file, the
 ``--for`` node, the heights file, the circles) is checked before the node key's passphrase
 is asked for. ``bundle import`` exits 1 when the bundle's head is bad, a section failed,
-or nothing in it could be read; it draws a progress bar on stderr for bundles of more
-than 2,000 ops when stderr is a terminal and ``--json`` is not given.
+or nothing in it could be read. SIGTERM or SIGINT during an import finish the batch in
+flight, then stop with :class:`~node.errors.Interrupted` (exit 130): everything counted
+is committed and running the import again resumes. It draws a progress bar on stderr for
+bundles of more than 2,000 ops when stderr is a terminal and ``--json`` is not given.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -226,19 +230,35 @@ def _import_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@asynccontextmanager
+async def _stop_on_signals() -> AsyncIterator[Callable[[], bool]]:
+    """While inside, SIGTERM and SIGINT only ask to stop; the import checks between
+    batches, so the batch in flight commits and nothing half-done is left."""
+    asked = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, asked.set)
+    try:
+        yield asked.is_set
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
 def import_(ctx: Context, args: argparse.Namespace) -> Output:
     """Verify a bundle and ingest its ops; exit 1 if any section failed."""
     home = ctx.home.require()
     bar = progress_bar(ctx)
 
     async def run(stream: BinaryIO) -> dict[str, Any]:
-        async with open_replica(home) as replica:
+        async with open_replica(home) as replica, _stop_on_signals() as stop:
 
             def unlock() -> KeyPair:  # asked for only if a sealed genesis must be opened
                 return _unlock_node(ctx)
 
             report = await import_bundle(
-                replica, stream, node=home.node_public, unlock=unlock, progress=bar
+                replica, stream, node=home.node_public, unlock=unlock, progress=bar, stop=stop
             )
         data = report.as_dict()
         if not report.ok:

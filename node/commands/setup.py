@@ -1,17 +1,27 @@
-"""Setting a node up and looking at it: ``init``, ``status`` and ``run``."""
+"""Setting a node up and looking at it: ``init``, ``status`` and ``run``.
+
+``run`` is what ``make run`` starts. In a terminal it opens the TUI (which sets the node
+up if needed). Without a terminal on stdin (a service manager, a container, a test) and
+with ``$CIRCLE_NODE_PASSPHRASE`` set, it runs the node *unattended*: an empty home is first
+set up from ``$CIRCLE_NODE_NAME`` (nobody can be asked for a name), then it serves exactly
+like ``serve`` until SIGTERM or SIGINT. Otherwise (or with ``--json``) it sets the node up
+only if stdin is a terminal, then prints the status.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import socket
 import sys
 from pathlib import Path
 
-from node.commands import tui
+from node.commands import sync, tui
 from node.commands.base import Context, Output, open_replica, run_async, short
 from node.crypto.card import make_card
+from node.crypto.keys import PASSPHRASE_ENV
 from node.errors import ConfigError, NodeError
 from node.home import (
     DEFAULT_LISTEN,
@@ -139,11 +149,43 @@ def _first_run(home: NodeHome) -> None:
     _say(f"Created member {member}. Your card, for circles on other nodes:\n\n  {card}\n")
 
 
+NAME_ENV = "CIRCLE_NODE_NAME"
+
+
+def _unattended_setup(home: NodeHome) -> None:
+    """Set an empty home up with no one to ask: the name from $CIRCLE_NODE_NAME."""
+    name = os.environ.get(NAME_ENV)
+    if name is None:
+        raise NodeError(
+            f"no node at {home.path} and no terminal to set one up: set {NAME_ENV} (and "
+            f"{PASSPHRASE_ENV}) to set it up unattended, or run `circle-node init --name NAME`"
+        )
+    name, listen = home.check_can_init(name, DEFAULT_LISTEN)
+    config = home.init(name, listen, ask_passphrase(f"the key of node {name!r}", new=True))
+    _say(f"Created node {name!r} (node id {short(config.node)}) in {home.path}.")
+
+
+def _run_unattended(ctx: Context) -> Output:
+    home = ctx.home
+    if not home.is_initialised():
+        _unattended_setup(home)
+    _say(
+        "No terminal: running the node unattended (as `circle-node serve`); "
+        "`circle-node tui` in a terminal shows it."
+    )
+    flags = argparse.Namespace(listen=None, discover=False, log_format=None)
+    return sync.serve(ctx, flags)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> Output:
     """What `make run` starts: in a terminal, the TUI (which sets the node up if needed);
-    otherwise set the node up if needed, then show it."""
+    with no terminal on stdin, the node unattended if $CIRCLE_NODE_PASSPHRASE is set; else the
+    node set up if stdin is a terminal, then its status."""
     if not ctx.json and tui.is_terminal():
         return tui.tui(ctx, args)
+    stdin_is_terminal = sys.stdin is not None and sys.stdin.isatty()
+    if not ctx.json and not stdin_is_terminal and os.environ.get(PASSPHRASE_ENV):
+        return _run_unattended(ctx)
     home = ctx.home
     if not home.is_initialised():
         if not (sys.stdin is not None and sys.stdin.isatty()):

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import signal
-import sys
 from typing import Any
 
 from node.commands.base import Context, Output, open_replica, run_async, short
@@ -20,6 +19,7 @@ from node.config import Settings
 from node.crypto.keys import KeyPair
 from node.errors import ConfigError, NodeError
 from node.home import NodeHome, ask_passphrase
+from node.logs import log_to_stderr
 from node.service import NodeService, ServiceConfig, SyncResult, sync_once
 from node.store.peers import PeerBook
 from node.sync.discovery import Discovery
@@ -27,7 +27,6 @@ from node.sync.http import HttpLimits
 from node.sync.urls import parse_peer_url
 
 log = logging.getLogger(__name__)
-_HANDLER = "circle-node-stderr"
 _LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -38,18 +37,6 @@ _LOG_LEVELS = {
 
 def _node_key(home: NodeHome) -> KeyPair:
     return home.unlock_node(ask_passphrase(f"the key of node {home.config.name!r}"))
-
-
-def _log_to_stderr(level: int) -> None:
-    """Our log lines go to stderr (stdout carries the command's result)."""
-    logger = logging.getLogger("node")
-    logger.setLevel(level)
-    if any(h.get_name() == _HANDLER for h in logger.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name(_HANDLER)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
 
 
 # ---- serve -------------------------------------------------------------------------------
@@ -145,13 +132,18 @@ async def _serve(ctx: Context, home: NodeHome, key: KeyPair, settings: Settings)
 def serve(ctx: Context, args: argparse.Namespace) -> Output:
     """Run the node: serve peers, keep live sync with every configured peer, until stopped
     (SIGINT or SIGTERM). Prints one line (or JSON object) once it listens; logs to stderr.
-    Settings: defaults -> node.toml -> CIRCLE_NODE_* -> --listen/--discover (node.config);
+    Settings: defaults -> node.toml -> CIRCLE_NODE_* -> --listen/--discover/--log-format
+    (node.config);
     a bad one fails before the passphrase prompt."""
     home = ctx.home.require()
-    flags = {"listen": args.listen, "discover": True if args.discover else None}
+    flags = {
+        "listen": args.listen,
+        "discover": True if args.discover else None,
+        "log_format": getattr(args, "log_format", None),
+    }
     settings = home.settings(flags=flags)
     key = _node_key(home)
-    _log_to_stderr(_LOG_LEVELS[settings.log_level])
+    log_to_stderr(_LOG_LEVELS[settings.log_level], settings.log_format)
     for name, origin in settings.origins.items():
         if origin != "default":
             log.debug("setting %s = %r from %s", name, getattr(settings, name), origin)
@@ -237,7 +229,7 @@ def sync(ctx: Context, args: argparse.Namespace) -> Output:
     settings = home.settings()
     targets = run_async(_targets(home, url))
     key = _node_key(home)
-    _log_to_stderr(logging.WARNING)
+    log_to_stderr(logging.WARNING, settings.log_format)
     results = run_async(_sync_all(home, key, targets, limit, settings.connect_timeout))
     rows = [r.as_json() for r in results]
     failed = sum(1 for r in rows if r["error"])

@@ -17,7 +17,10 @@ The byte layout is in :mod:`node.crypto.bundle`. The commands:
 * ``bundle import FILE`` verifies the head, then per section: derive the key (the stored
   genesis, else the sealed one, opened with the node key), check it whole (hash against the
   signed manifest, decrypt and decode every chunk), and only then ingest its ops through
-  :func:`node.ingest.ingest_ops` in batches of at most 500, one transaction each.
+  :func:`node.ingest.ingest_ops` in batches of at most 500, one transaction each. Asked to
+  stop (``stop()`` true, e.g. after SIGTERM), it finishes the batch in flight and raises
+  :class:`Interrupted`: every batch it counted is committed, and a re-run resumes (ops
+  already held are duplicates).
 
 Threat model. A finder of the stick who never held a circle learns its id, the number and
 size of its ops, the exporting and target nodes and the date; not the ops, authors or
@@ -64,11 +67,19 @@ from node.crypto.bundle import (
 )
 from node.crypto.keys import KeyPair
 from node.crypto.ops import OpKind, Signer, encode_wire
-from node.errors import AuthorizationError, DecodeError, NodeError, NotFound, SignatureError
+from node.errors import (
+    AuthorizationError,
+    DecodeError,
+    Interrupted,
+    NodeError,
+    NotFound,
+    SignatureError,
+)
 from node.ingest import MAX_PROBLEMS, IngestReport, Rejected, decode_and_verify, ingest_ops
 from node.replica import Replica
 
 Progress = Callable[[int, int], None]
+StopAsked = Callable[[], bool]
 
 
 def short(key: bytes) -> str:
@@ -315,8 +326,10 @@ class _Importer:
         node: bytes,
         unlock: Callable[[], KeyPair] | None,
         progress: Progress | None,
+        stop: StopAsked | None = None,
     ) -> None:
         self.replica = replica
+        self.stop = stop
         self.reader = reader
         self.node = node
         self._unlock = unlock
@@ -370,10 +383,20 @@ class _Importer:
             raise DecodeError(f"the sealed op is not the genesis of circle {circle}")
         return circle_key(genesis.op_id, genesis.sig)
 
+    def _stop_if_asked(self) -> None:
+        if self.stop is None or not self.stop():
+            return
+        added = self.report.ingest.added
+        raise Interrupted(
+            f"bundle import stopped after {self.done} of {self.total} ops ({added} new, "
+            "all committed): run the same import again to finish it"
+        )
+
     async def run(self) -> ImportReport:
         await self.unlock_if_needed()
         pending_before = await self.replica.store.pending_count()
         for index, entry in enumerate(self.reader.manifest.circles):
+            self._stop_if_asked()  # also between sections, which are checked whole first
             await self.section(index, entry)
         after = await self.replica.store.pending_count()
         self.report.pending = max(0, after - pending_before)
@@ -407,6 +430,7 @@ class _Importer:
                 break
             self.report.merge(await ingest_ops(self.replica, wires))
             self.advance(len(wires))
+            self._stop_if_asked()
         heights = await self.replica.store.heights_for(entry.circle)
         complete = all(heights.get(a, 0) >= seq for a, seq in final.heights.items())
         self.report.section(entry.circle, entry.count, "imported", complete=complete)
@@ -419,11 +443,13 @@ async def import_bundle(
     node: bytes,
     unlock: Callable[[], KeyPair] | None = None,
     progress: Progress | None = None,
+    stop: StopAsked | None = None,
 ) -> ImportReport:
     """Import a bundle read from ``stream`` into ``replica`` (this node's key is ``node``).
 
     ``unlock`` gives the node key pair; it is called only if a sealed genesis must be
     opened. ``progress(done, total)`` is called after every batch. A bad head raises
-    DecodeError or SignatureError; per-section trouble is in the report."""
+    DecodeError or SignatureError; per-section trouble is in the report. Once ``stop()``
+    is true after a batch, it raises :class:`Interrupted` (that batch is committed)."""
     reader = BundleReader(stream)
-    return await _Importer(replica, reader, node, unlock, progress).run()
+    return await _Importer(replica, reader, node, unlock, progress, stop).run()

@@ -164,7 +164,12 @@ class PeerSync:
                     await self.close("sync complete")
         except NodeError as exc:
             self.stats.error = reason = str(exc)
-            log.warning("sync with %s failed: %s", self._peer_name(), exc)
+            log.warning(
+                "sync with %s failed: %s",
+                self._peer_name(),
+                exc,
+                extra={"peer": self.peer, "reason": str(exc)},
+            )
         finally:
             self._count()
             await self.close(reason)  # never leave the peer waiting on a dead session
@@ -221,7 +226,12 @@ class PeerSync:
             self._peer_done = True
             self._check_synced()
         elif isinstance(event, GoingAway):
-            log.info("%s is going away: %s", self._peer_name(), event.reason or "no reason")
+            log.info(
+                "%s is going away: %s",
+                self._peer_name(),
+                event.reason or "no reason",
+                extra={"peer": self.peer, "reason": event.reason or None},
+            )
 
     async def _send_offer(self) -> None:
         items = sorted(self._offer.items())
@@ -282,7 +292,11 @@ class PeerSync:
             if not (self.live and self.synced.is_set()):
                 raise ProtocolError("live ops before the initial sync finished")
             if ops.circle not in await self.replica.circles():
-                log.info("ignoring live ops of a circle we do not hold from %s", self._peer_name())
+                log.info(
+                    "ignoring live ops of a circle we do not hold from %s",
+                    self._peer_name(),
+                    extra={"peer": self.peer, "circle": ops.circle.hex()},
+                )
                 self.resync.set()
                 return
         elif ops.circle not in self._to_sync:
@@ -306,6 +320,12 @@ class PeerSync:
                 report.rejected,
                 self._peer_name(),
                 dict(report.reasons),
+                extra={
+                    "peer": self.peer,
+                    "circle": circle.hex(),
+                    "ops": report.rejected,
+                    "reason": ", ".join(sorted(report.reasons)),
+                },
             )
         self._remember(op.op_id for op in report.accepted)
 

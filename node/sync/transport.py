@@ -232,7 +232,19 @@ async def _serve_channel(app: web.Application, channel: Channel, remote: str) ->
     finally:
         active.discard(sync)
         await channel.close()
-    log.info("sync with %s from %s ended: %s", stats.peer[:12] or "?", remote, describe(stats))
+    log.info(
+        "sync with %s from %s ended: %s",
+        stats.peer[:12] or "?",
+        remote,
+        describe(stats),
+        extra={
+            "peer": stats.peer or None,
+            "address": remote,
+            "ops_in": stats.ops_received,
+            "ops_out": stats.ops_sent,
+            "reason": stats.error,
+        },
+    )
     return stats
 
 

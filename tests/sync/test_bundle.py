@@ -45,7 +45,7 @@ from node.crypto.keys import KeyPair
 from node.crypto.ops import OpKind, decode_op, make_op
 from node.domain.auth import Level
 from node.domain.documents import doc_id
-from node.errors import AuthorizationError, DecodeError, NodeError, SignatureError
+from node.errors import AuthorizationError, DecodeError, Interrupted, NodeError, SignatureError
 from node.home import NodeHome
 from node.replica import Replica
 from node.store.store import STATUS_SOFT_FAILED
@@ -470,6 +470,29 @@ async def test_large_bundle_imports_in_batches_with_progress(
     assert [d for d, _t in seen] == [500, 1000, 1101]
     assert {t for _d, t in seen} == {n}
     assert MAX_CHUNK_OPS == 500
+    assert await b.store.heads_for(circle) == await a.store.heads_for(circle)
+
+
+async def test_a_stop_asked_mid_import_keeps_the_batch_in_flight_and_resumes(
+    big: tuple[Replica, Replica, KeyPair, bytes, int],
+) -> None:
+    """Asked to stop during the first batch (SIGTERM in the CLI): that batch commits, then
+    Interrupted; the next import adds exactly the rest."""
+    a, b, node_b, circle, n = big
+    data = await export_bytes(a, KeyPair.generate(), for_node=node_b.public)
+    batches: list[int] = []
+    with pytest.raises(Interrupted, match="stopped after 500 of 1101 ops"):
+        await import_bundle(
+            b,
+            io.BytesIO(data),
+            node=node_b.public,
+            unlock=lambda: node_b,
+            progress=lambda done, _total: batches.append(done),
+            stop=lambda: bool(batches),  # "the signal" came while the first batch ran
+        )
+    assert await b.store.count_ops() == 500
+    report = await import_bytes(b, data, node_b)
+    assert (report.ingest.added, report.ingest.duplicates) == (n - 500, 500)
     assert await b.store.heads_for(circle) == await a.store.heads_for(circle)
 
 
