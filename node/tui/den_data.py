@@ -69,7 +69,7 @@ class ProjectItem:
     valid: bool
     problems: list[str]
     team: list[SeatItem]
-    milestones: list[tuple[str, str | None, str]]  # title, due day, status
+    milestones: list[tuple[str, str | None, str]]  # title, due day, status; by due day
     lessons: list[tuple[str, str]]  # by, text
     measures: list[MeasureItem]
 
@@ -140,7 +140,10 @@ def project_item(held: Held, project: Project) -> ProjectItem:
             SeatItem(held.name(s.member), _circle_label(held, s.circle), s.assurance)
             for s in project.body.team
         ],
-        milestones=[(m.body.title, m.body.due, m.status) for m in project.milestones],
+        milestones=sorted(
+            ((m.body.title, m.body.due, m.status) for m in project.milestones),
+            key=lambda m: (m[1] or "9999", m[0].casefold(), m[0]),
+        ),
         lessons=[
             (held.name(e.member), str(getattr(e.record, "text", ""))) for e in project.lessons
         ],

@@ -58,7 +58,6 @@ async def make_den(node: Node, costs: int = 100_000) -> Den:
             level=Level.WRITE,
             home=node.home.node_public,
         )
-        pid = await agreed_proposal(replica, node, "Solar roof", "Put solar panels on the shed.")
         case = funding.Case(
             costs=costs,
             currency="GBP",
@@ -66,9 +65,30 @@ async def make_den(node: Node, costs: int = 100_000) -> Den:
             roi="Pays back in 6 years",
             sustainability="Panels last 25 years",
         )
-        draft = await funding.draft_pitch(replica, node.alice.member, pid.hex(), den.hex(), case)
-        op = await ideas.commit(replica, node.alice_key, draft)
-    return Den(den, pid, op[:16])
+        pid, pitch = await pitch_to(replica, node, den, "Solar roof", case)
+    return Den(den, pid, pitch)
+
+
+async def pitch_to(
+    replica: Replica, node: Node, den: bytes, title: str, case: funding.Case
+) -> tuple[bytes, bytes]:
+    """An agreed proposal ``title`` of Garden pitched to ``den``: ``(proposal, pitch)``."""
+    pid = await agreed_proposal(replica, node, title, f"We do this: {title}.")
+    draft = await funding.draft_pitch(replica, node.alice.member, pid.hex(), den.hex(), case)
+    op = await ideas.commit(replica, node.alice_key, draft)
+    return pid, op[:16]
+
+
+async def second_pitch(node: Node, den: Den) -> bytes:
+    """Compost bins, 300.00 GBP, with bob's pledge of 150.00 (not confirmed)."""
+    case = funding.Case(costs=30_000, currency="GBP", benefits="Less waste", roi="Free compost")
+    async with Replica.open(node.home.store_path) as replica:
+        _pid, pitch = await pitch_to(replica, node, den.den, "Compost bins", case)
+        draft = await funding.draft_pledge(
+            replica, node.bob.public, pitch.hex(), 15_000, None, "if the council agrees"
+        )
+        await sign(replica, node.bob, draft)
+    return pitch
 
 
 async def sign(replica: Replica, key: Signer, draft: ideas.Draft) -> bytes:

@@ -43,7 +43,6 @@ class DenScreen(GovScreen):
         super().__init__(session)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.title = "Angels Den and projects"
 
     async def fetch(self) -> DenData:
@@ -167,10 +166,10 @@ def pitch_text(pitch: PitchItem, width: int) -> Text:
     text.append_text(funding_bar(s, width, money))
     text.append("\n\n")
     heading(text, "Business case")
-    pair(text, "Costs", f"{money(s.costs)} {s.currency}")
-    pair(text, "Benefits", pitch.benefits or "-")
-    pair(text, "ROI", pitch.roi or "-")
-    pair(text, "Sustainable", pitch.sustainability or "-")
+    pair(text, "Costs", f"{money(s.costs)} {s.currency}", 16)
+    pair(text, "Benefits", pitch.benefits or "-", 16)
+    pair(text, "ROI", pitch.roi or "-", 16)
+    pair(text, "Sustainability", pitch.sustainability or "-", 16)
     text.append("\n")
     heading(text, f"Pledges ({len(pitch.pledges)})")
     for p in pitch.pledges:
@@ -193,6 +192,8 @@ def pitch_text(pitch: PitchItem, width: int) -> Text:
 
 
 def project_text(project: ProjectItem, width: int) -> Text:
+    """Team, benefit measures (plotted), milestones, lessons: the plot comes second so it
+    shows without scrolling at 80x24."""
     text = Text(project.title, style="bold")
     text.append(f"  project of {project.circle_name}\n", style="dim")
     for problem in project.problems:
@@ -200,21 +201,6 @@ def project_text(project: ProjectItem, width: int) -> Text:
     heading(text, "Team and assurance roles")
     for seat in project.team:
         text.append(f"  {seat.name:<12} {seat.circle_name:<16} {seat.assurance}\n")
-    text.append("\n")
-    heading(text, "Milestones")
-    for title, due, status in project.milestones:
-        text.append(f"  {status:<12}", style=MILESTONE_STYLES.get(status, "dim"))
-        text.append(f"{title}" + (f"  due {due}" if due else "") + "\n")
-    if not project.milestones:
-        text.append("  none yet\n", style="dim")
-    text.append("\n")
-    heading(text, "Lessons learned")
-    for by, lesson in project.lessons:
-        text.append(f"  {by}: ", style="bold")
-        text.append(lesson + "\n")
-    if not project.lessons:
-        text.append("  none yet\n", style="dim")
-    text.append("\n")
     heading(text, "Benefit measures")
     for m in project.measures:
         better = "more is better" if m.direction == "up" else "less is better"
@@ -229,6 +215,18 @@ def project_text(project: ProjectItem, width: int) -> Text:
             text.append_text(line)
             text.append("\n")
     if not project.measures:
+        text.append("  none yet\n", style="dim")
+    heading(text, "Milestones")
+    for title, due, status in project.milestones:
+        text.append(f"  {status:<12}", style=MILESTONE_STYLES.get(status, "dim"))
+        text.append(f"{title}" + (f"  due {due}" if due else "") + "\n")
+    if not project.milestones:
+        text.append("  none yet\n", style="dim")
+    heading(text, "Lessons learned")
+    for by, lesson in project.lessons:
+        text.append(f"  {by}: ", style="bold")
+        text.append(lesson + "\n")
+    if not project.lessons:
         text.append("  none yet\n", style="dim")
     text.rstrip()
     return text

@@ -51,7 +51,6 @@ class ElectionsScreen(GovScreen):
         self.today = today or today_iso()
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.title = "Elections"
 
     async def fetch(self) -> ElectionsData:
@@ -263,7 +262,11 @@ def election_text(e: ElectionItem) -> Text:
         text.append(f"Result: {e.keeper} keeps the role {e.role}", style="bold green")
         text.append(f" until {e.term_end or '-'}\n")
     text.append(e.hint + "\n\n", style="italic")
-    if e.term is not None:
+    if e.term is not None and e.term.state == "agreed":
+        text.append("Role and term ", style="bold underline")
+        text.append_text(state_text(e.term.state))
+        text.append(f": {e.term.title}\n")
+    elif e.term is not None:
         heading(text, "Role and term")
         consent_text(text, e.term)
     for found in e.rounds:

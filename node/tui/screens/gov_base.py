@@ -51,6 +51,7 @@ class GovScreen(DataScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        # Textual calls every class's on_mount: subclasses define their own, without super()
         table = self.query_one(DataTable)
         table.add_columns(*self.COLUMNS)
         table.focus()

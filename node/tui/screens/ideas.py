@@ -34,7 +34,6 @@ class IdeasScreen(GovScreen):
         self.circle = circle
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.title = "Ideas and outline plans"
 
     async def fetch(self) -> IdeasData:

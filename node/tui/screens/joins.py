@@ -45,7 +45,6 @@ class JoinsScreen(GovScreen):
         self.circle = circle
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.title = "Join requests"
 
     async def fetch(self) -> JoinsData:
