@@ -53,6 +53,8 @@ def minor_units(text: str) -> int:
         value = Decimal(text.strip().replace(",", ""))
     except InvalidOperation as exc:
         raise ConfigError(f"{text!r} is not an amount: type e.g. 250 or 250.50") from exc
+    if not value.is_finite():
+        raise ConfigError(f"{text!r} is not an amount: type e.g. 250 or 250.50")
     minor = value * 100
     if minor != minor.to_integral_value() or not 1 <= minor <= 10**15:
         raise ConfigError(f"{text!r}: give a positive amount with at most 2 decimals")

@@ -40,9 +40,9 @@ class CircleScreen(DataScreen):
         Binding("3", "panel('logbook')", "Logbook", show=False),
         Binding("4", "panel('about')", "About", show=False),
         Binding("e", "elections", "Elections"),
-        Binding("i", "ideas", "Ideas"),
-        Binding("j", "joins", "Join requests"),
-        Binding("a", "den", "Angels Den"),
+        Binding("i", "ideas", "Ideas", show=False),
+        Binding("j", "joins", "Join requests", show=False),
+        Binding("a", "den", "Angels Den", show=False),
         Binding("r", "refresh", "Refresh"),
         Binding("escape", "app.back", "Back"),
     ]

@@ -51,7 +51,7 @@ class DashboardScreen(DataScreen):
         Binding("s", "panel('sync')", "Sync"),
         Binding("t", "focus_tree", "Circles"),
         Binding("r", "refresh", "Refresh"),
-        Binding("a", "den", "Angels Den"),
+        Binding("a", "den", "Angels Den", show=False),
     ]
 
     def __init__(self, session: Session) -> None:

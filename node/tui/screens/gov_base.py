@@ -91,7 +91,8 @@ class GovScreen(DataScreen):
         table.clear()
         rows = self.rows(self.data)
         for key, cells in rows:
-            table.add_row(*cells, key=key)
+            # a str cell would be read as markup: names and titles are shown as typed
+            table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells), key=key)
         keys = [key for key, _ in rows]
         if keep in keys:
             table.move_cursor(row=keys.index(keep), animate=False)
