@@ -23,6 +23,7 @@ _CLI_HINTS = [
     (re.compile(r"; act as one with --as$"), ""),
     (re.compile(r": --reason '\.\.\.'$"), ""),
     (re.compile(r" --(text|amount|title)\b"), r" \1"),
+    (re.compile(r"`circle-node join propose REQUEST`"), "p on the join requests screen"),
 ]
 
 

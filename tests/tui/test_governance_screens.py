@@ -16,7 +16,9 @@ from gov_kit import (
 from textual.pilot import Pilot
 from tui_kit import Node, Notes, loaded, screen_text, type_text, unlock, wait_until
 
+from node.domain.auth import Level
 from node.elections import find_election
+from node.governance import take_position
 from node.ideas import join_requests
 from node.replica import Replica
 from node.tui.app import CircleNodeApp
@@ -201,21 +203,40 @@ async def test_ideas_listed_shared_and_noted(node: Node) -> None:
         assert idea.notes == [("alice", "Ask the beekeepers' club")]
 
 
-async def test_join_requests_listed_and_proposed(node: Node) -> None:
-    """j lists Carol's join request; p opens the consent proposal admitting her, and back
-    on the list the request is proposed."""
+async def test_join_request_proposed_agreed_and_admitted(node: Node) -> None:
+    """j lists Carol's join request; a (admit) before consent is refused; p opens the
+    consent proposal admitting her, alice consents there and bob from his connection;
+    back on the list the request is agreed, and a admits her with write level."""
     await carol_asks_to_join(node)
     app = CircleNodeApp(node.home)
-    async with app.run_test(size=(80, 24)) as pilot:
+    notes = Notes()
+    async with app.run_test(size=(80, 24), message_hook=notes) as pilot:
         await open_circle_screen(pilot, "j", JoinsScreen)
         screen = app.screen
         assert isinstance(screen, JoinsScreen)
         assert shown(app, "carol", "investor", "open", CAROL.public.hex()[:8])
+        await pilot.press("a")
+        await wait_until(pilot, lambda: notes.any("decides by consent first"), "refusal")
         await pilot.press("p")
         await wait_until(pilot, lambda: loaded(app, ProposalScreen), "the proposal")
+        proposal = app.screen
+        assert isinstance(proposal, ProposalScreen)
         assert shown(app, "Admit carol as investor")
+        await pilot.press("c")
+        await wait_until(pilot, lambda: shown(app, "alice", "consent", "waiting"), "alice")
+        assert await bob_takes(node, proposal.proposal, "consent") == "agreed"
         await pilot.press("escape")
-        await wait_until(pilot, lambda: shown(app, "proposed"), "the request proposed")
+        await wait_until(pilot, lambda: shown(app, "agreed"), "the request agreed")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: shown(app, "admitted"), "carol admitted")
     async with Replica.open(node.home.store_path) as replica:
         (request,) = await join_requests(replica, node.circle)
-        assert request.status == "proposed"
+        assert request.status == "admitted"
+        members = (await replica.auth_state(node.circle)).current_members()
+        assert members[CAROL.public].level == Level.WRITE
+
+
+async def bob_takes(node: Node, proposal: bytes, position: str) -> str:
+    async with Replica.open(node.home.store_path) as replica:
+        outcome = await take_position(replica, node.bob, proposal.hex(), position, "")
+    return outcome.state

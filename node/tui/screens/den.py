@@ -26,7 +26,7 @@ MILESTONE_STYLES = {"done": "green", "in_progress": "yellow", "blocked": "bold r
 class DenScreen(GovScreen):
     """Pitches and projects; ``p`` pledges to the highlighted pitch."""
 
-    COLUMNS = ("Kind", "Title", "Circle", "Funding")
+    COLUMNS = (("Kind", 7), ("Title", 28), ("Circle", 12), ("Funding", 22))
     EMPTY = (
         "No pitches yet. An agreed proposal is pitched to a den circle with "
         "`circle-node pitch create`; its pledges and projects show here."

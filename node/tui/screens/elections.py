@@ -30,12 +30,12 @@ PHASE_STYLES = {
 class ElectionsScreen(GovScreen):
     """Roles with their keepers, and every election of one circle."""
 
-    COLUMNS = ("Role", "Until", "Phase", "Round")
+    COLUMNS = (("Role", 16), ("Until", 10), ("Phase", 10), ("Round", 5))
     EMPTY = "No elections yet: press s to start one (the role and its term first)."
     BINDINGS = [
-        Binding("s", "start", "Start"),
+        Binding("s", "start", "Start", show=False),  # the hints name s and g
         Binding("n", "nominate", "Nominate"),
-        Binding("g", "change", "Change"),
+        Binding("g", "change", "Change", show=False),
         Binding("p", "propose", "Propose"),
         Binding("c", "consent", "Consent"),
         Binding("o", "concern", "Concern", show=False),

@@ -34,13 +34,15 @@ class GovScreen(DataScreen):
     """Subclasses set ``COLUMNS`` and implement :meth:`fetch`, :meth:`rows` and
     :meth:`detail`."""
 
-    COLUMNS: tuple[str, ...] = ()
+    COLUMNS: tuple[tuple[str, int], ...] = ()  # label, width: fixed widths, so a reload
+    # never re-measures the columns (a measured header could be painted stale)
     EMPTY = "Nothing here yet."
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.data: Any = None
         self.selected: str | None = None  # the highlighted row's key
+        self._rows: list[tuple[str, tuple[str | Text, ...]]] | None = None  # as shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -53,7 +55,8 @@ class GovScreen(DataScreen):
     def on_mount(self) -> None:
         # Textual calls every class's on_mount: subclasses define their own, without super()
         table = self.query_one(DataTable)
-        table.add_columns(*self.COLUMNS)
+        for label, width in self.COLUMNS:
+            table.add_column(label, width=width)
         table.focus()
 
     # ---- loading ------------------------------------------------------------------------
@@ -87,18 +90,23 @@ class GovScreen(DataScreen):
         self.data = message.data
         self.query_one("#gov-head", Static).update(self.head(self.data))
         table = self.query_one(DataTable)
-        keep = self.selected
-        table.clear()
         rows = self.rows(self.data)
-        for key, cells in rows:
-            # a str cell would be read as markup: names and titles are shown as typed
-            table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells), key=key)
         keys = [key for key, _ in rows]
-        if keep in keys:
-            table.move_cursor(row=keys.index(keep), animate=False)
+        if rows != self._rows:  # a live reload that changed nothing keeps the table as is
+            keep = self.selected
+            table.clear()
+            for key, cells in rows:
+                # a str cell would be read as markup: names and titles are shown as typed
+                table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells), key=key)
+            if keep in keys:
+                table.move_cursor(row=keys.index(keep), animate=False)
+            self._rows = rows
         self.selected = keys[table.cursor_row] if keys else None
         self._show_detail()
-        self.loaded = True
+        self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        self.loaded = True  # shown, not just read: tests and snapshots wait on this
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -20,7 +20,7 @@ IDEA_STYLES = {"open": "cyan", "accepted": "green", "passed_on": "yellow", "disc
 class IdeasScreen(GovScreen):
     """Ideas, drivers and outline plans of one circle."""
 
-    COLUMNS = ("State", "Kind", "Notes", "Plan", "Title")
+    COLUMNS = (("State", 9), ("Kind", 6), ("Notes", 5), ("Plan", 4), ("Title", 40))
     EMPTY = "No ideas yet: press n to share one."
     BINDINGS = [
         Binding("n", "new_idea", "New idea"),

@@ -28,7 +28,7 @@ JOIN_STYLES = {
 class JoinsScreen(GovScreen):
     """Who asked to join one circle, and where each request stands."""
 
-    COLUMNS = ("Name", "As", "Status", "Recorded by")
+    COLUMNS = (("Name", 20), ("As", 10), ("Status", 12), ("Recorded by", 16))
     EMPTY = (
         "No join requests. Someone asks to join by sending their member card; a member "
         "records it with `circle-node join request CIRCLE --card ...`."
