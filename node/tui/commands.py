@@ -1,21 +1,37 @@
-"""Command palette entries (ctrl+p) beside Textual's own: open any circle by name."""
+"""Command palette entries (ctrl+p) beside Textual's own: for every circle, open it, its
+elections, its ideas or its join requests; and open the Angels Den."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
 
 from node.errors import NodeError
 from node.tui.data import CircleItem, load_circle_items
 from node.tui.screens.base import DataScreen
 from node.tui.screens.circle import CircleScreen
+from node.tui.screens.den import DenScreen
+from node.tui.screens.elections import ElectionsScreen
+from node.tui.screens.ideas import IdeasScreen
+from node.tui.screens.joins import JoinsScreen
 from node.tui.session import Session
+
+CIRCLE_COMMANDS: tuple[tuple[str, Callable[[Session, bytes], Screen[None]]], ...] = (
+    ("Open circle", CircleScreen),
+    ("Elections of", ElectionsScreen),
+    ("Ideas of", IdeasScreen),
+    ("Join requests to", JoinsScreen),
+)
+DEN_COMMAND = "Angels Den and projects"
 
 
 class CircleCommands(Provider):
-    """Offers "Open circle NAME" for every circle this node holds, once a member is unlocked."""
+    """Offers "Open circle NAME" (and elections, ideas, join requests) for every circle
+    this node holds, and the Angels Den, once a member is unlocked."""
 
     async def startup(self) -> None:
         self.session: Session | None = None
@@ -28,19 +44,30 @@ class CircleCommands(Provider):
             except NodeError:
                 self.circles = []  # the palette still offers Textual's own commands
 
-    def open(self, circle: bytes) -> None:
+    def open(self, make: Callable[[Session, bytes], Screen[None]], circle: bytes) -> None:
         if self.session is not None:
-            self.app.push_screen(CircleScreen(self.session, circle))
+            self.app.push_screen(make(self.session, circle))
+
+    def open_den(self) -> None:
+        if self.session is not None:
+            self.app.push_screen(DenScreen(self.session))
+
+    def commands(self) -> list[tuple[str, Callable[[], None]]]:
+        found: list[tuple[str, Callable[[], None]]] = []
+        if self.session is not None:
+            found.append((DEN_COMMAND, self.open_den))
+        for item in self.circles:
+            for verb, make in CIRCLE_COMMANDS:
+                found.append((f"{verb} {item.name}", partial(self.open, make, item.circle)))
+        return found
 
     async def discover(self) -> Hits:
-        for item in self.circles:
-            text = f"Open circle {item.name}"
-            yield DiscoveryHit(Text(text), partial(self.open, item.circle), text)
+        for text, command in self.commands():
+            yield DiscoveryHit(Text(text), command, text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for item in self.circles:
-            text = f"Open circle {item.name}"
+        for text, command in self.commands():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self.open, item.circle), text)
+                yield Hit(score, matcher.highlight(text), command, text)

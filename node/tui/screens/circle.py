@@ -13,7 +13,11 @@ from node.tui.actions import ProposalDraft, propose
 from node.tui.data import CircleData, level_name, load_circle_data, load_peers, short
 from node.tui.messages import CircleLoaded
 from node.tui.screens.base import DataScreen
+from node.tui.screens.den import DenScreen
+from node.tui.screens.elections import ElectionsScreen
 from node.tui.screens.forms import NewProposalScreen
+from node.tui.screens.ideas import IdeasScreen
+from node.tui.screens.joins import JoinsScreen
 from node.tui.screens.proposal import ProposalScreen
 from node.tui.session import Session
 from node.tui.widgets.tables import (
@@ -35,6 +39,10 @@ class CircleScreen(DataScreen):
         Binding("2", "panel('members')", "Members", show=False),
         Binding("3", "panel('logbook')", "Logbook", show=False),
         Binding("4", "panel('about')", "About", show=False),
+        Binding("e", "elections", "Elections"),
+        Binding("i", "ideas", "Ideas", show=False),
+        Binding("j", "joins", "Join requests", show=False),
+        Binding("a", "den", "Angels Den", show=False),
         Binding("r", "refresh", "Refresh"),
         Binding("escape", "app.back", "Back"),
     ]
@@ -108,6 +116,18 @@ class CircleScreen(DataScreen):
 
     def action_refresh(self) -> None:
         self.reload()
+
+    def action_elections(self) -> None:
+        self.app.push_screen(ElectionsScreen(self.session, self.circle))
+
+    def action_ideas(self) -> None:
+        self.app.push_screen(IdeasScreen(self.session, self.circle))
+
+    def action_joins(self) -> None:
+        self.app.push_screen(JoinsScreen(self.session, self.circle))
+
+    def action_den(self) -> None:
+        self.app.push_screen(DenScreen(self.session))
 
     def action_new_proposal(self) -> None:
         name = self.data.name if self.data else short(self.circle)

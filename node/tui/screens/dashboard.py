@@ -51,6 +51,7 @@ class DashboardScreen(DataScreen):
         Binding("s", "panel('sync')", "Sync"),
         Binding("t", "focus_tree", "Circles"),
         Binding("r", "refresh", "Refresh"),
+        Binding("a", "den", "Angels Den", show=False),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -172,6 +173,11 @@ class DashboardScreen(DataScreen):
 
     def action_refresh(self) -> None:
         self.reload()
+
+    def action_den(self) -> None:
+        from node.tui.screens.den import DenScreen  # here: one small hunk in a shared file
+
+        self.app.push_screen(DenScreen(self.session))
 
     @on(DataTable.RowHighlighted, "#peers-table")
     def peer_highlighted(self, event: DataTable.RowHighlighted) -> None:

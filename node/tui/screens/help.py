@@ -15,7 +15,12 @@ from textual.widgets import Label, Static
 
 from node.tui.screens.circle import CircleScreen
 from node.tui.screens.dashboard import DashboardScreen
+from node.tui.screens.den import DenScreen
+from node.tui.screens.elections import ElectionsScreen
 from node.tui.screens.forms import AmendScreen, NewProposalScreen, ReasonScreen
+from node.tui.screens.gov_forms import FieldsScreen
+from node.tui.screens.ideas import IdeasScreen
+from node.tui.screens.joins import JoinsScreen
 from node.tui.screens.proposal import ProposalScreen
 from node.tui.screens.setup import SetupScreen
 
@@ -23,9 +28,14 @@ SCREENS: tuple[tuple[str, type[Screen[Any]]], ...] = (
     ("Dashboard", DashboardScreen),
     ("Circle", CircleScreen),
     ("Proposal", ProposalScreen),
+    ("Elections", ElectionsScreen),
+    ("Angels Den and projects", DenScreen),
+    ("Ideas", IdeasScreen),
+    ("Join requests", JoinsScreen),
     ("New proposal", NewProposalScreen),
     ("Amend", AmendScreen),
     ("Reason", ReasonScreen),
+    ("Short forms (nominate, pledge, idea...)", FieldsScreen),
     ("First run", SetupScreen),
 )
 LIST_KEYS = [
