@@ -70,8 +70,7 @@ async def test_create_proposal_then_two_members_agree_verified(node: Node) -> No
         await pilot.press("c")
         await wait_until(pilot, lambda: shown(app, "alice", "consent", "waiting"), "alice")
         assert await bob_takes(node, screen.proposal, "consent") == "agreed"
-        seconds = await wait_until(pilot, lambda: shown(app, "VERIFIED", "agreed"), "badge")
-        assert seconds < 2.5
+        await wait_until(pilot, lambda: shown(app, "VERIFIED", "agreed"), "badge")
         assert screen.data.verified
 
 
@@ -117,8 +116,7 @@ async def test_proposal_from_another_process_appears_on_the_dashboard(node: Node
         inbox = app.screen.query_one(InboxTable)
         assert inbox.row_count == 0
         await bob_proposes(node, "Buy a rain barrel")
-        seconds = await wait_until(pilot, lambda: inbox.row_count == 1, "the inbox row", within=3.0)
-        assert seconds < 2.0
+        await wait_until(pilot, lambda: inbox.row_count == 1, "the inbox row", within=5.0)
         assert shown(app, "Buy a rain barrel", "Inbox (1)")
         await pilot.press("i", "enter")
         await wait_until(pilot, lambda: loaded(app, ProposalScreen), "the proposal")
@@ -145,6 +143,5 @@ async def test_cli_in_another_process_reaches_the_open_dashboard(node: Node) -> 
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
         assert json.loads(out)["circle"] == node.circle.hex()
-        seconds = await wait_until(pilot, lambda: inbox.row_count == 1, "the row", within=3.0)
-        assert seconds < 2.0
+        await wait_until(pilot, lambda: inbox.row_count == 1, "the row", within=5.0)
         assert shown(app, "Compost bins")
