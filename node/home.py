@@ -250,10 +250,12 @@ class NodeHome:
             )
         return name, listen
 
-    def init(self, name: str, listen: str, passphrase: str) -> NodeConfig:
-        """Create the home with a new node key sealed under ``passphrase``."""
+    def init(
+        self, name: str, listen: str, passphrase: str, key: KeyPair | None = None
+    ) -> NodeConfig:
+        """Create the home with a node key (new unless ``key``) sealed under ``passphrase``."""
         name, listen = self.check_can_init(name, listen)
-        key = KeyPair.generate()
+        key = KeyPair.generate() if key is None else key
         config = NodeConfig(name, listen, key.public, int(time.time()))
         sealed = seal_key(key, passphrase, kind=KeyKind.NODE, name=name, **_kdf_limits())
         parent = self.path.parent
@@ -321,18 +323,24 @@ class NodeHome:
 
     def create_member(self, name: str, passphrase: str) -> KeyPair:
         """A new member key sealed under ``passphrase``, listed in members.json."""
+        key = KeyPair.generate()
+        self.add_member_key(key, name, int(time.time()), passphrase)
+        return key
+
+    def add_member_key(self, key: KeyPair, name: str, created: int, passphrase: str) -> None:
+        """Seal an existing member key under ``passphrase`` and list it (a restore)."""
         with self._locked():
             name = self.check_new_member(name)
             entries = self.members()
-            key = KeyPair.generate()
-            entry = MemberEntry(key.public, name, int(time.time()))
+            if any(e.member == key.public for e in entries):
+                raise NodeError(f"this node already holds member key {key.public.hex()[:8]}")
+            entry = MemberEntry(key.public, name, created)
             limits = _kdf_limits()
             sealed = seal_key(
                 key, passphrase, kind=KeyKind.MEMBER, name=name, created=entry.created, **limits
             )
             write_key_file(self.member_key_path(key.public), sealed)
             self._write_members([*entries, entry])
-        return key
 
     def _write_members(self, entries: list[MemberEntry]) -> None:
         data = msgspec.json.format(msgspec.json.encode([e.as_json() for e in entries]))
