@@ -82,6 +82,7 @@ MIN_ID_PREFIX = 4
 
 CONFIG_FILE = "node.toml"
 NODE_KEY_FILE = "node.key"
+NEXT_NODE_KEY_FILE = "node.key.next"  # a rotation's new key until node.toml names it
 MEMBERS_DIR = "members"
 MEMBERS_INDEX = "members.json"
 STORE_FILE = "store.db"
@@ -291,6 +292,12 @@ class NodeHome:
         """The node key; WrongPassphrase or KeyFileError with what to do otherwise."""
         path = self.require().node_key_path
         sealed = _open_key(path, passphrase, KeyKind.NODE, "the node key")
+        pending = self.path / NEXT_NODE_KEY_FILE
+        if sealed.keypair.public != self.node_public and pending.is_file():
+            # a rotation stopped after node.toml named the new key: finish it
+            sealed = _open_key(pending, passphrase, KeyKind.NODE, "the new node key")
+            if sealed.keypair.public == self.node_public:
+                os.replace(pending, path)
         if sealed.keypair.public != self.node_public:
             raise KeyFileError(
                 f"{path} is not the key named in {self.config_path}: restore node.key from a backup"

@@ -71,6 +71,16 @@ class KeyRing:
     async def own_credentials(self) -> Credentials:
         return decode_credentials(await self.store.meta(OWN_CREDENTIALS) or b"")
 
+    async def presentable(self, node: bytes) -> bytes:
+        """Our credentials to present with node key ``node``: a hand-over chain that does
+        not end at ``node`` (a rotation not finished) is left out."""
+        creds = await self.own_credentials()
+        try:
+            verify_chain(creds.handovers, node)
+        except (DecodeError, SignatureError):
+            creds = Credentials(handovers=[], certs=creds.certs)
+        return creds.encode()
+
     async def set_own_credentials(self, credentials: Credentials) -> None:
         async with self.store.write():
             await self.store.set_meta(OWN_CREDENTIALS, credentials.encode())

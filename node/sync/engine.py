@@ -187,7 +187,7 @@ class PeerSync:
 
     async def _handshake(self) -> None:
         keyring = KeyRing(self.replica.store)
-        self.session.credentials = (await keyring.own_credentials()).encode()
+        self.session.credentials = await keyring.presentable(self.session.node_key.public)
         if self.session.initiator:
             await self._raw_send(self.session.start())
         proved: HandshakeComplete | None = None
