@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from node.crypto.credentials import Credentials, decode_credentials
 from node.crypto.federation import Agreement, NodeCert, open_agreement, open_cert
-from node.crypto.handover import Handover, open_handover, verify_chain
+from node.crypto.handover import Handover, chain_to, open_handover, verify_chain
 from node.domain.auth import AuthState
 from node.errors import DecodeError, NodeError, ProtocolError, SignatureError
 from node.store.store import Store
@@ -75,11 +75,8 @@ class KeyRing:
         """Our credentials to present with node key ``node``: a hand-over chain that does
         not end at ``node`` (a rotation not finished) is left out."""
         creds = await self.own_credentials()
-        try:
-            verify_chain(creds.handovers, node)
-        except (DecodeError, SignatureError):
-            creds = Credentials(handovers=[], certs=creds.certs)
-        return creds.encode()
+        links = chain_to(creds.handovers, node)
+        return Credentials(handovers=[h.wire for h in links], certs=creds.certs).encode()
 
     async def set_own_credentials(self, credentials: Credentials) -> None:
         async with self.store.write():
@@ -89,10 +86,16 @@ class KeyRing:
         """The organisation roots whose certificates for ``node`` (or a key it took over)
         we hold and are in force."""
         creds = await self.own_credentials()
-        keys = {node} | {h.old for h in verify_chain(creds.handovers, node)}
+        keys = {node} | {h.old for h in chain_to(creds.handovers, node)}
         now = int(time.time())
         certs = [open_cert(w) for w in creds.certs]
         return {c.root for c in certs if c.node in keys and c.in_force(now)}
+
+    async def store_rotation(self, credentials: Credentials, link: Handover) -> None:
+        """Our new credentials and our own hand-over, in one transaction."""
+        async with self.store.write():
+            await self.store.set_meta(OWN_CREDENTIALS, credentials.encode())
+            await self.store.set_meta(HANDOVER + link.old.hex(), link.wire)
 
     # ---- hand-overs ---------------------------------------------------------------------
 

@@ -28,10 +28,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from node.config import render_config
 from node.crypto.backup import BackupKey, BackupPayload, open_backup, seal_backup
 from node.crypto.credentials import Credentials, decode_credentials
-from node.crypto.handover import MAX_CHAIN, Handover, make_handover, verify_chain
+from node.crypto.handover import MAX_CHAIN, Handover, chain_to, make_handover
 from node.crypto.keys import KeyKind, KeyPair, seal_key, write_key_file
 from node.errors import KeyFileError, NodeError, StorageError
 from node.home import NEXT_NODE_KEY_FILE, NodeHome, _kdf_limits, write_atomic
@@ -154,16 +156,18 @@ async def rotate_node_key(home: NodeHome, old: KeyPair, passphrase: str) -> Hand
     new = KeyPair.generate()
     sealed = seal_key(new, passphrase, kind=KeyKind.NODE, name=config.name, **_kdf_limits())
     write_key_file(pending, sealed)
-    async with _keyring(home) as ring:
-        creds = await ring.own_credentials()
-        chain = verify_chain(creds.handovers, old.public) if creds.handovers else []
-        seq = chain[-1].seq + 1 if chain else 1
-        link = make_handover(old, new.public, seq, int(time.time()))
-        handovers = [h.wire for h in chain][-(MAX_CHAIN - 1) :] + [link.wire]
-        await ring.set_own_credentials(dataclasses.replace(creds, handovers=handovers))
-        await ring.learn([link])
-    write_atomic(
-        home.config_path, render_config(dataclasses.replace(config, node=new.public)).encode()
-    )
+    try:
+        async with _keyring(home) as ring:
+            creds = await ring.own_credentials()
+            chain = chain_to(creds.handovers, old.public)
+            seq = chain[-1].seq + 1 if chain else 1
+            link = make_handover(old, new.public, seq, int(time.time()))
+            handovers = [h.wire for h in chain][-(MAX_CHAIN - 1) :] + [link.wire]
+            await ring.store_rotation(msgspec.structs.replace(creds, handovers=handovers), link)
+        renamed = dataclasses.replace(config, node=new.public)
+        write_atomic(home.config_path, render_config(renamed).encode("utf-8"))
+    except BaseException:
+        pending.unlink(missing_ok=True)  # node.toml still names the old key: keep using it
+        raise
     os.replace(pending, home.node_key_path)
     return link

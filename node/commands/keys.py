@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from node.commands.base import Context, Output, acting_member, open_replica, run_async, short
 from node.commands.base import unlock as unlock_member
 from node.crypto.backup import BackupKey
 from node.crypto.card import MemberCard, parse_card
 from node.crypto.federation import cert_from_text, open_cert
-from node.crypto.handover import verify_chain
+from node.crypto.handover import chain_to
 from node.domain.auth import Level, SetDevice
 from node.errors import AuthorizationError, CardError, DecodeError, NodeError, SignatureError
 from node.home import ask_passphrase
@@ -99,7 +100,7 @@ async def _install_cert(ctx: Context, text: str) -> dict[str, Any]:
     async with open_replica(home) as replica:
         ring = KeyRing(replica.store)
         creds = await ring.own_credentials()
-        keys = {home.node_public, *(h.old for h in verify_chain(creds.handovers, home.node_public))}
+        keys = {home.node_public, *(h.old for h in chain_to(creds.handovers, home.node_public))}
         if cert.node not in keys:
             raise NodeError(
                 f"the certificate is for node {short(cert.node)}, not this node "
@@ -108,7 +109,7 @@ async def _install_cert(ctx: Context, text: str) -> dict[str, Any]:
         others = [w for w in creds.certs if _root_of(w) != cert.root]
         if len(others) >= 4:
             raise NodeError("this node already holds four certificates from other roots")
-        await ring.set_own_credentials(dataclasses.replace(creds, certs=[*others, cert.wire]))
+        await ring.set_own_credentials(msgspec.structs.replace(creds, certs=[*others, cert.wire]))
     return {
         "root": cert.root.hex(),
         "org": cert.org,
@@ -136,7 +137,7 @@ async def _credentials(ctx: Context) -> dict[str, Any]:
     async with open_replica(home) as replica:
         ring = KeyRing(replica.store)
         creds = await ring.own_credentials()
-        chain = verify_chain(creds.handovers, home.node_public)
+        chain = chain_to(creds.handovers, home.node_public)
         roots = await ring.own_roots(home.node_public)
         agreements = await ring.agreements()
     return {

@@ -89,3 +89,20 @@ def verify_chain(wires: Sequence[bytes], current: bytes) -> list[Handover]:
             raise DecodeError("the hand-over chain repeats a key")
         seen.add(link.old)
     return links
+
+
+def chain_to(wires: Sequence[bytes], current: bytes) -> list[Handover]:
+    """The part of our own stored hand-overs that leads to ``current``, oldest first:
+    links of an unfinished rotation (leading past ``current``) are left out."""
+    by_new = {}
+    for wire in wires:
+        link = open_handover(wire)
+        by_new[link.new] = link
+    links: list[Handover] = []
+    key = current
+    while key in by_new and len(links) < MAX_CHAIN:
+        link = by_new.pop(key)
+        links.append(link)
+        key = link.old
+    links.reverse()
+    return verify_chain([link.wire for link in links], current) if links else []
