@@ -192,7 +192,10 @@ async def _add_device(ctx: Context, card: MemberCard, chosen: list[str] | None) 
     entry = acting_member(ctx)
     circles = await _member_circles(ctx, entry.member, chosen)
     if not circles:
-        raise NodeError(f"{entry.describe()} is a member of no circle on this node")
+        raise NodeError(
+            f"{entry.describe()} is a member of no circle on this node (a device key cannot "
+            "register devices: run this on the member's first device)"
+        )
     key = unlock_member(ctx, entry)
     added = []
     async with open_replica(ctx.home) as replica:
@@ -201,7 +204,8 @@ async def _add_device(ctx: Context, card: MemberCard, chosen: list[str] | None) 
             info = state.current_members().get(entry.member)
             if info is None or state.member_of(entry.member) != entry.member:
                 raise AuthorizationError(
-                    f"{entry.describe()} is not a member of circle {short(circle)}"
+                    f"{entry.describe()} is not a member of circle {short(circle)} (only the "
+                    "member's own key registers devices)"
                 )
             if card.member in state.keys:
                 continue  # already registered here
