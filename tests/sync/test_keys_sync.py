@@ -215,3 +215,43 @@ async def test_agreement_must_be_signed_by_this_nodes_root(net: Net) -> None:
     with pytest.raises(NodeError, match="not by the organisation root"):
         await ring.add_agreement(forged, a.public)
     assert await ring.agreements() == []
+
+
+async def test_forged_or_garbage_credentials_end_the_session(net: Net) -> None:
+    """A certificate whose signature does not verify, or undecodable credentials, end the
+    session before anything is named."""
+    a, p = await net.node("a"), await net.node("p")
+    shared = await circle_on(a, name="shared")
+    await federate(a, p, [shared])
+    ring_p = KeyRing(p.replica.store)
+    (wire,) = (await ring_p.own_credentials()).certs
+    forged = wire[:-1] + bytes([wire[-1] ^ 1])
+    await ring_p.set_own_credentials(Credentials(certs=[forged]))
+    stats_p, stats_a = await net.sync(p, a)
+    assert "credentials are invalid" in f"{stats_p.error} {stats_a.error}"
+    assert await p.replica.circles() == set()
+
+
+async def test_expired_certificate_names_nothing(net: Net) -> None:
+    """A partner certificate past its expiry no longer counts, though the agreement does."""
+    a, p = await net.node("a"), await net.node("p")
+    shared = await circle_on(a, name="shared")
+    await federate(a, p, [shared])
+    now = int(time.time())
+    old = certify_node(ROOT_B, p.public, "Org B", now - 100, now - 1)
+    await KeyRing(p.replica.store).set_own_credentials(Credentials(certs=[old.wire]))
+    stats_p, stats_a = await net.sync(p, a)
+    assert (stats_p.error, stats_a.error) == (None, None)
+    assert await p.replica.circles() == set()
+
+
+async def test_rotated_partner_node_keeps_its_certificate(net: Net) -> None:
+    """A partner node certified under its old key still gets the agreed circle after it
+    rotated: the certificate holds for a key it took over."""
+    a, p = await net.node("a"), await net.node("p")
+    shared = await circle_on(a, name="shared")
+    await federate(a, p, [shared])
+    await rotate(p)
+    stats_p, stats_a = await net.sync(p, a)
+    assert (stats_p.error, stats_a.error) == (None, None)
+    assert await p.replica.circles() == {shared}
