@@ -103,6 +103,20 @@ class KeyRing:
         wire = await self.store.meta(HANDOVER + old.hex())
         return open_handover(wire) if wire is not None else None
 
+    async def previous_keys(self, node: bytes) -> frozenset[bytes]:
+        """The keys that, by hand-overs we stored, led to ``node`` (for bundles, which carry
+        no credentials)."""
+        by_new = {}
+        for wire in await self._prefixed(HANDOVER):
+            link = open_handover(wire)
+            by_new[link.new] = link.old
+        found: set[bytes] = set()
+        key = node
+        while key in by_new and by_new[key] not in found:
+            key = by_new[key]
+            found.add(key)
+        return frozenset(found)
+
     async def learn(self, links: list[Handover]) -> int:
         """Store verified hand-over links; how many were new. ProtocolError (nothing
         stored) if one conflicts with a hand-over already stored for the same old key."""

@@ -18,8 +18,9 @@ from node.crypto.federation import certify_node, make_agreement
 from node.crypto.handover import make_handover
 from node.crypto.keys import KeyPair
 from node.domain.auth import Level, SetDevice
-from node.errors import NodeError
+from node.errors import AuthorizationError, NodeError
 from node.keyring import KeyRing
+from node.sync.bundle import plan_export
 from node.sync.engine import PeerSync, offer_for
 from node.sync.memory import MemoryChannel
 
@@ -255,3 +256,16 @@ async def test_rotated_partner_node_keeps_its_certificate(net: Net) -> None:
     stats_p, stats_a = await net.sync(p, a)
     assert (stats_p.error, stats_a.error) == (None, None)
     assert await p.replica.circles() == {shared}
+
+
+async def test_bundle_for_a_rotated_node_keeps_its_circles(net: Net) -> None:
+    """Once A saw B's hand-over, a bundle `--for` B's new key holds what B's old key hosted."""
+    a, b = await net.node("a"), await net.node("b")
+    circle = await circle_on(a, guest=b)
+    other = await circle_on(a, name="other")
+    await rotate(b)
+    with pytest.raises(AuthorizationError, match="hosts none of the circles"):
+        await plan_export(a.replica, for_node=b.public)
+    assert (await net.sync(b, a))[1].error is None  # A learns the hand-over
+    plan = await plan_export(a.replica, for_node=b.public)
+    assert (plan.circles, plan.excluded) == ([circle], [other])
