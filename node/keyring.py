@@ -21,7 +21,6 @@ Invariants:
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -31,8 +30,6 @@ from node.crypto.handover import Handover, chain_to, open_handover, verify_chain
 from node.domain.auth import AuthState
 from node.errors import DecodeError, NodeError, ProtocolError, SignatureError
 from node.store.store import Store
-
-log = logging.getLogger(__name__)
 
 OWN_CREDENTIALS = "own/credentials"
 HANDOVER = "handover/"
