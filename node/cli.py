@@ -29,8 +29,10 @@ from node.commands import (
     doctor,
     elections,
     export,
+    federation,
     funding,
     ideas,
+    keys,
     members,
     peers,
     proposals,
@@ -123,6 +125,12 @@ def _member_commands(build: _Builder, subs: argparse._SubParsersAction[_Parser])
     create.add_argument("--name", required=True, help="the member's display name")
     build.command(member, "list", "the member keys on this node", members.list_members)
     build.command(member, "card", "print the acting member's card", members.card)
+    device = build.command(member, "add-device", "register a second device", keys.add_device)
+    device.add_argument("card", metavar="CARD", help="the new device's card (cn1:...)")
+    device.add_argument("--circle", action="append", metavar="ID", help="only this circle")
+    lost = build.command(member, "remove-device", "retire a lost device", keys.remove_device)
+    lost.add_argument("device", metavar="DEVICE", help="the device key (hex prefix)")
+    lost.add_argument("--circle", action="append", metavar="ID", help="only this circle")
 
 
 def _circle_commands(build: _Builder, subs: argparse._SubParsersAction[_Parser]) -> None:
@@ -205,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _circle_commands(build, subs)
     _bundle_commands(build, subs)
     _sync_commands(build, subs)
-    for module in (proposals, elections, ideas, funding, export, demo):
+    for module in (proposals, elections, ideas, funding, export, demo, keys, federation):
         module.register(build, subs)  # each governance module adds its own commands
     return parser
 

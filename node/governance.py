@@ -90,8 +90,10 @@ class CircleGovernance:
         return info.name if info else member.hex()[:12]
 
     def require_writer(self, member: bytes) -> None:
-        """Raise unless ``member`` holds write level in this circle now."""
-        info = self.log.full().members.get(member)
+        """Raise unless ``member`` (or the member whose device key it is) holds write level
+        in this circle now."""
+        state = self.log.full()
+        info = state.members.get(state.member_of(member) or member)
         if info is None or info.level < Level.WRITE:
             held = info.level.name.lower() if info else "not a member"
             raise AuthorizationError(

@@ -82,6 +82,7 @@ MIN_ID_PREFIX = 4
 
 CONFIG_FILE = "node.toml"
 NODE_KEY_FILE = "node.key"
+NEXT_NODE_KEY_FILE = "node.key.next"  # a rotation's new key until node.toml names it
 MEMBERS_DIR = "members"
 MEMBERS_INDEX = "members.json"
 STORE_FILE = "store.db"
@@ -250,10 +251,12 @@ class NodeHome:
             )
         return name, listen
 
-    def init(self, name: str, listen: str, passphrase: str) -> NodeConfig:
-        """Create the home with a new node key sealed under ``passphrase``."""
+    def init(
+        self, name: str, listen: str, passphrase: str, key: KeyPair | None = None
+    ) -> NodeConfig:
+        """Create the home with a node key (new unless ``key``) sealed under ``passphrase``."""
         name, listen = self.check_can_init(name, listen)
-        key = KeyPair.generate()
+        key = KeyPair.generate() if key is None else key
         config = NodeConfig(name, listen, key.public, int(time.time()))
         sealed = seal_key(key, passphrase, kind=KeyKind.NODE, name=name, **_kdf_limits())
         parent = self.path.parent
@@ -289,6 +292,12 @@ class NodeHome:
         """The node key; WrongPassphrase or KeyFileError with what to do otherwise."""
         path = self.require().node_key_path
         sealed = _open_key(path, passphrase, KeyKind.NODE, "the node key")
+        pending = self.path / NEXT_NODE_KEY_FILE
+        if sealed.keypair.public != self.node_public and pending.is_file():
+            # a rotation stopped after node.toml named the new key: finish it
+            sealed = _open_key(pending, passphrase, KeyKind.NODE, "the new node key")
+            if sealed.keypair.public == self.node_public:
+                os.replace(pending, path)
         if sealed.keypair.public != self.node_public:
             raise KeyFileError(
                 f"{path} is not the key named in {self.config_path}: restore node.key from a backup"
@@ -321,18 +330,24 @@ class NodeHome:
 
     def create_member(self, name: str, passphrase: str) -> KeyPair:
         """A new member key sealed under ``passphrase``, listed in members.json."""
+        key = KeyPair.generate()
+        self.add_member_key(key, name, int(time.time()), passphrase)
+        return key
+
+    def add_member_key(self, key: KeyPair, name: str, created: int, passphrase: str) -> None:
+        """Seal an existing member key under ``passphrase`` and list it (a restore)."""
         with self._locked():
             name = self.check_new_member(name)
             entries = self.members()
-            key = KeyPair.generate()
-            entry = MemberEntry(key.public, name, int(time.time()))
+            if any(e.member == key.public for e in entries):
+                raise NodeError(f"this node already holds member key {key.public.hex()[:8]}")
+            entry = MemberEntry(key.public, name, created)
             limits = _kdf_limits()
             sealed = seal_key(
                 key, passphrase, kind=KeyKind.MEMBER, name=name, created=entry.created, **limits
             )
             write_key_file(self.member_key_path(key.public), sealed)
             self._write_members([*entries, entry])
-        return key
 
     def _write_members(self, entries: list[MemberEntry]) -> None:
         data = msgspec.json.format(msgspec.json.encode([e.as_json() for e in entries]))

@@ -4,7 +4,7 @@ Sealed key file layout (all integers big-endian, fixed 63-byte header)::
 
     offset  size  field
     0       6     magic  b"CNKEY\\x01"  (the last byte is the format version)
-    6       1     kind   0 = node key, 1 = member key
+    6       1     kind   0 = node key, 1 = member key, 2 = organisation root key
     7       8     opslimit  (u64, argon2id passes)
     15      8     memlimit  (u64, argon2id memory in bytes)
     23      16    salt      (argon2id)
@@ -73,6 +73,7 @@ class KeyKind(IntEnum):
 
     NODE = 0
     MEMBER = 1
+    ORG = 2  # an organisation's root key (kept offline): certifies node keys
 
 
 @dataclass(frozen=True, repr=False)

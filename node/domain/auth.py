@@ -90,6 +90,7 @@ class SetDevice(msgspec.Struct, frozen=True, tag="device", forbid_unknown_fields
     ycid: YcId
     active: bool = True
     cut: Seq = 0
+    home: Bytes32 | None = None  # the node the device syncs through: it becomes a host
 
 
 class SetHost(msgspec.Struct, frozen=True, tag="host", forbid_unknown_fields=True):
@@ -137,6 +138,7 @@ class KeyState:
     ycid: int
     boundaries: list[int] = field(default_factory=list)
     levels: list[Level] = field(default_factory=list)
+    home: bytes | None = None  # a device key's home node (member keys: MemberInfo.home)
 
     def set_from(self, boundary: int, level: Level) -> None:
         """From ``boundary`` on, the key holds ``level`` (overrides later segments)."""
@@ -190,12 +192,16 @@ class AuthState:
         return key.member if key else None
 
     def hosts(self) -> set[bytes]:
-        """Nodes that may hold this circle: homes of current members plus explicit hosts."""
+        """Nodes that may hold this circle: homes of current members and of their active
+        devices, plus explicit hosts."""
         nodes = {
             info.home
             for info in self.members.values()
             if info.home is not None and info.level >= Level.READ
         }
+        nodes.update(
+            ks.home for ks in self.keys.values() if ks.home is not None and ks.current >= Level.READ
+        )
         nodes.update(node for node, on in self.explicit_hosts.items() if on)
         for node, on in self.explicit_hosts.items():
             if not on:
@@ -351,7 +357,7 @@ def _apply_device(state: AuthState, entry: AuthEntry, body: SetDevice) -> bool:
     if body.active:
         if existing is not None or body.ycid in state.ycids:
             return False
-        device = KeyState(member=member, ycid=body.ycid)
+        device = KeyState(member=member, ycid=body.ycid, home=body.home)
         device.set_from(1, state.keys[member].current)
         state.keys[body.device] = device
         state.ycids[body.ycid] = body.device

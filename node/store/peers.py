@@ -5,9 +5,10 @@ Invariants:
 * A peer is keyed by its normalised URL (``node.sync.transport.parse_peer_url``); its name
   is optional and unique among peers, ignoring case.
 * ``node`` (the peer's node key) is learned on the first contact that completes a handshake
-  (trust on first use) and never changed by later contacts: syncs pass it as the expected
-  peer key, so a node answering with another key fails the handshake. Remove and re-add
-  the peer to accept a new key.
+  (trust on first use). Syncs pass it as the expected peer key, so a node answering with
+  another key fails the handshake, unless it presents a hand-over chain signed by the
+  pinned key (docs/protocol.md 10.1): then the contact records the new key. Remove and
+  re-add the peer to accept a new key by other means.
 * ``ops_sent`` / ``ops_received`` accumulate over every contact; ``last_contact`` is when
   the peer last completed a handshake; ``last_error`` is the latest contact's error, NULL
   after a contact without one.
@@ -113,11 +114,12 @@ class PeerBook:
         now: int | None = None,
     ) -> bool:
         """Record one contact with a configured peer (``node``: the key its handshake
-        proved, None if it did not get that far). False if ``url`` is not a configured peer."""
+        proved, None if it did not get that far; the handshake only completes with the
+        pinned key or a successor it handed over to). False if ``url`` is not a peer."""
         when = int(time.time()) if now is None else now
         async with self.store.write():
             cursor = await self.store.db.execute(
-                "UPDATE peers SET node = COALESCE(node, ?),"
+                "UPDATE peers SET node = COALESCE(?, node),"
                 " last_contact = CASE WHEN ? IS NULL THEN last_contact ELSE ? END,"
                 " ops_sent = ops_sent + ?, ops_received = ops_received + ?, last_error = ?"
                 " WHERE url = ?",

@@ -76,6 +76,7 @@ from node.errors import (
     SignatureError,
 )
 from node.ingest import MAX_PROBLEMS, IngestReport, Rejected, decode_and_verify, ingest_ops
+from node.keyring import KeyRing, PeerIdentity
 from node.replica import Replica
 
 Progress = Callable[[int, int], None]
@@ -151,7 +152,9 @@ async def plan_export(
             raise NotFound(f"this node does not hold circle {circle.hex()}")
     excluded: list[bytes] = []
     if for_node is not None:
-        excluded = [c for c in chosen if for_node not in (await replica.auth_state(c)).hosts()]
+        # a node that rotated its key keeps hosting what its old keys hosted
+        target = PeerIdentity(for_node, await KeyRing(replica.store).previous_keys(for_node))
+        excluded = [c for c in chosen if not target.may_host(c, await replica.auth_state(c))]
         if circles is not None and excluded:
             raise AuthorizationError(
                 f"node {short(for_node)} is not a host of circle {excluded[0].hex()}: a "

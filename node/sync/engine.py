@@ -27,6 +27,7 @@ from typing import Protocol
 from node.crypto.ops import Signer, encode_wire
 from node.errors import NodeError, ProtocolError
 from node.ingest import ingest_ops
+from node.keyring import KeyRing, PeerIdentity
 from node.replica import Replica
 from node.sync.protocol import (
     MAX_HEIGHTS,
@@ -103,12 +104,14 @@ def summary_digest(offer: dict[bytes, bytes]) -> bytes:
     return h.digest()
 
 
-async def offer_for(replica: Replica, peer: bytes) -> dict[bytes, bytes]:
-    """``{circle: digest}`` for every circle the peer's node may host."""
+async def offer_for(replica: Replica, peer: bytes | PeerIdentity) -> dict[bytes, bytes]:
+    """``{circle: digest}`` for every circle the peer's node may host (by its own key, a
+    key it took over, or a federation agreement: :class:`PeerIdentity`)."""
+    identity = peer if isinstance(peer, PeerIdentity) else PeerIdentity(peer)
     offer: dict[bytes, bytes] = {}
     for circle in sorted(await replica.circles()):
         state = (await replica.auth_log(circle)).full()
-        if peer in state.hosts():
+        if identity.may_host(circle, state):
             offer[circle] = circle_digest(circle, await replica.forwardable_heights(circle))
     return offer
 
@@ -132,6 +135,7 @@ class PeerSync:
         self.live = live
         self.stats = SyncStats()
         self.peer: bytes | None = None
+        self.identity: PeerIdentity | None = None
         self.synced = asyncio.Event()  # initial sync finished both ways
         # live ops came for a circle we do not hold (we were just made a host): only a new
         # session's initial sync can fetch it, so whoever runs this session reconnects
@@ -187,23 +191,30 @@ class PeerSync:
     # ---- phases -------------------------------------------------------------------------
 
     async def _handshake(self) -> None:
+        keyring = KeyRing(self.replica.store)
+        self.session.credentials = await keyring.presentable(self.session.node_key.public)
         if self.session.initiator:
             await self._raw_send(self.session.start())
-        while self.peer is None:
+        proved: HandshakeComplete | None = None
+        while proved is None:
             message = await self.channel.receive()
             if message is None:
                 raise ProtocolError("the peer closed the connection during the handshake")
             for event in self.session.receive(message):
                 if isinstance(event, HandshakeComplete):
-                    self.peer = event.peer
+                    proved = event
             reply = self.session.pending_reply()
             if reply is not None:
                 await self._raw_send(reply)
+        # a retired key or forged credentials end the session before anything is named
+        ours = self.session.node_key.public
+        self.identity = await keyring.identify(proved.peer, proved.credentials, ours)
+        self.peer = proved.peer
         self.stats.peer = self.peer.hex()
 
     async def _start_sync(self) -> None:
-        assert self.peer is not None
-        self._offer = await offer_for(self.replica, self.peer)
+        assert self.identity is not None
+        self._offer = await offer_for(self.replica, self.identity)
         self.stats.circles = len(self._offer)
         await self._send(Summary(summary_digest(self._offer), len(self._offer)))
 
@@ -347,10 +358,12 @@ class PeerSync:
     async def push(self, circle: bytes, wires: list[tuple[bytes, bytes]]) -> int:
         """Push newly stored valid ops ``(op_id, wire)`` if the peer may host ``circle``;
         ops that came from this peer are not echoed back. Returns how many were sent."""
-        if self.session.state is not State.OPEN or self.peer is None or not self.synced.is_set():
+        if self.session.state is not State.OPEN or self.identity is None:
+            return 0
+        if not self.synced.is_set():
             return 0
         state = (await self.replica.auth_log(circle)).full()
-        if self.peer not in state.hosts():
+        if not self.identity.may_host(circle, state):
             return 0
         fresh = [wire for op_id, wire in wires if op_id not in self._from_peer]
         sent = 0

@@ -20,6 +20,8 @@ from typing import Annotated
 
 import msgspec
 
+from node.crypto.credentials import MAX_CREDENTIALS, decode_credentials
+from node.crypto.handover import verify_chain
 from node.crypto.handshake import (
     Ephemeral,
     OpeningStream,
@@ -29,7 +31,7 @@ from node.crypto.handshake import (
     verify_transcript,
 )
 from node.crypto.ops import Signer
-from node.errors import ProtocolError, SignatureError
+from node.errors import DecodeError, ProtocolError, SignatureError
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE = 300 * 1024  # sealed message limit (an OPS frame carries <= 256 KiB of ops)
@@ -64,25 +66,32 @@ Sig = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 Nonce = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 StreamHeader = Annotated[bytes, msgspec.Meta(min_length=24, max_length=24)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Creds = Annotated[bytes, msgspec.Meta(max_length=MAX_CREDENTIALS)]
 
 
 # ---- plaintext handshake messages --------------------------------------------------------
 
 
-class Hello(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.HELLO)):
+class Hello(
+    msgspec.Struct, array_like=True, frozen=True, omit_defaults=True, tag=int(FrameType.HELLO)
+):
     version: int
     node: Bytes32
     kx: Bytes32
     nonce: Nonce
+    creds: Creds = b""  # the initiator's credentials (protocol.md 10.4); omitted if none
 
 
-class Welcome(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.WELCOME)):
+class Welcome(
+    msgspec.Struct, array_like=True, frozen=True, omit_defaults=True, tag=int(FrameType.WELCOME)
+):
     version: int
     node: Bytes32
     kx: Bytes32
     nonce: Nonce
     stream: StreamHeader
     sig: Sig
+    creds: Creds = b""  # the responder's credentials; signed as part of welcome_core
 
 
 class Auth(msgspec.Struct, array_like=True, frozen=True, tag=int(FrameType.AUTH)):
@@ -142,9 +151,11 @@ _encoder = msgspec.msgpack.Encoder()
 
 @dataclass(frozen=True)
 class HandshakeComplete:
-    """Emitted once: the peer proved it holds the node key ``peer``."""
+    """Emitted once: the peer proved it holds the node key ``peer``; ``credentials`` are
+    what it presented (hand-overs, certificates), bound into the signed transcript."""
 
     peer: bytes
+    credentials: bytes = b""
 
 
 Event = HandshakeComplete | SessionEvent
@@ -169,6 +180,22 @@ _TRANSITIONS: dict[tuple[State, type, str], State] = {
 }
 
 
+def _welcome_core(node: bytes, kx: bytes, nonce: bytes, stream: bytes, creds: bytes) -> bytes:
+    """What WELCOME's signature covers: the credentials only when there are some, so a
+    node presenting none signs exactly what it signed before credentials existed."""
+    parts = (node, kx, nonce, stream, creds) if creds else (node, kx, nonce, stream)
+    return _encoder.encode(parts)
+
+
+def _encode_trailing(frame: Hello | Welcome) -> bytes:
+    """A HELLO/WELCOME as a msgpack array, without the trailing ``creds`` when empty (so a
+    node without credentials sends the same bytes as before they existed)."""
+    fields = [frame.__struct_config__.tag, *msgspec.structs.astuple(frame)]
+    if not frame.creds:
+        fields.pop()
+    return _encoder.encode(fields)
+
+
 @dataclass
 class Counters:
     messages_sent: int = 0
@@ -179,11 +206,14 @@ class Counters:
 
 @dataclass
 class SyncSession:
-    """One side of one connection. ``initiator`` dials; ``expected_peer`` pins the peer key."""
+    """One side of one connection. ``initiator`` dials; ``expected_peer`` pins the peer key
+    (a peer presenting a verified hand-over chain from it is accepted too); ``credentials``
+    are ours to present (set before the handshake starts)."""
 
     node_key: Signer
     initiator: bool
     expected_peer: bytes | None = None
+    credentials: bytes = b""
     state: State = State.HANDSHAKE
     peer: bytes | None = None
     counters: Counters = field(default_factory=Counters)
@@ -196,6 +226,7 @@ class SyncSession:
     _tx: bytes = b""
     _reply: bytes = b""
     _welcome_sig: bytes = b""
+    _peer_credentials: bytes = b""
 
     # ---- handshake ----------------------------------------------------------------------
 
@@ -204,9 +235,13 @@ class SyncSession:
         if not self.initiator or self._hello:
             raise ProtocolError("only the initiator starts, once")
         hello = Hello(
-            PROTOCOL_VERSION, self.node_key.public, self._ephemeral.public, self._ephemeral.nonce
+            PROTOCOL_VERSION,
+            self.node_key.public,
+            self._ephemeral.public,
+            self._ephemeral.nonce,
+            self.credentials,
         )
-        self._hello = _encoder.encode(hello)
+        self._hello = _encode_trailing(hello)
         return self._count_out(self._hello)
 
     def receive(self, message: bytes) -> list[Event]:
@@ -244,37 +279,48 @@ class SyncSession:
         if version != PROTOCOL_VERSION:
             raise ProtocolError(f"peer speaks protocol {version}, we speak {PROTOCOL_VERSION}")
 
-    def _check_peer(self, node: bytes) -> None:
+    def _check_peer(self, node: bytes, credentials: bytes = b"") -> None:
         if self.expected_peer is not None and node != self.expected_peer:
-            raise ProtocolError("the peer's node key is not the one configured for it")
+            if not self._handed_over(node, credentials):
+                raise ProtocolError("the peer's node key is not the one configured for it")
         if node == self.node_key.public:
             raise ProtocolError("connected to ourselves")
 
+    def _handed_over(self, node: bytes, credentials: bytes) -> bool:
+        """True iff ``credentials`` hold a valid hand-over chain from the pinned key to
+        ``node`` (the peer rotated its key since we pinned it)."""
+        try:
+            links = verify_chain(decode_credentials(credentials).handovers, node)
+        except (DecodeError, SignatureError):
+            return False
+        return any(link.old == self.expected_peer for link in links)
+
     def _on_hello(self, hello: Hello, raw: bytes) -> list[Event]:
         self._check_version(hello.version)
-        self._check_peer(hello.node)
+        self._check_peer(hello.node, hello.creds)
         self._hello = raw
         self._rx, self._tx = session_keys(self._ephemeral, hello.kx, initiator=False)
         self._seal = SealingStream(self._tx)
         self.peer = hello.node
+        self._peer_credentials = hello.creds
         core = (
             self.node_key.public,
             self._ephemeral.public,
             self._ephemeral.nonce,
             self._seal.header,
         )
-        self._welcome_core = _encoder.encode(core)
+        self._welcome_core = _welcome_core(*core, self.credentials)
         sig = self.node_key.sign(transcript_hash(self._hello, self._welcome_core))
         self._welcome_sig = sig
-        welcome = Welcome(PROTOCOL_VERSION, *core, sig)
-        self._reply = _encoder.encode(welcome)
+        welcome = Welcome(PROTOCOL_VERSION, *core, sig, self.credentials)
+        self._reply = _encode_trailing(welcome)
         return []
 
     def _on_welcome(self, welcome: Welcome) -> list[Event]:
         self._check_version(welcome.version)
-        self._check_peer(welcome.node)
+        self._check_peer(welcome.node, welcome.creds)
         core = (welcome.node, welcome.kx, welcome.nonce, welcome.stream)
-        self._welcome_core = _encoder.encode(core)
+        self._welcome_core = _welcome_core(*core, welcome.creds)
         transcript = transcript_hash(self._hello, self._welcome_core)
         verify_transcript(welcome.node, transcript, welcome.sig)
         self._rx, self._tx = session_keys(self._ephemeral, welcome.kx, initiator=True)
@@ -284,7 +330,7 @@ class SyncSession:
         self._reply = _encoder.encode(Auth(self._seal.header, self.node_key.sign(final)))
         self.peer = welcome.node
         self.state = State.OPEN
-        return [HandshakeComplete(welcome.node)]
+        return [HandshakeComplete(welcome.node, welcome.creds)]
 
     def _on_auth(self, auth: Auth) -> list[Event]:
         assert self.peer is not None
@@ -292,7 +338,7 @@ class SyncSession:
         verify_transcript(self.peer, final, auth.sig)
         self._open = OpeningStream(self._rx, auth.stream)
         self.state = State.OPEN
-        return [HandshakeComplete(self.peer)]
+        return [HandshakeComplete(self.peer, self._peer_credentials)]
 
     def pending_reply(self) -> bytes | None:
         """The handshake reply to send after :meth:`receive`, if any (once)."""
