@@ -66,6 +66,8 @@ class Conn:
         self.in_request = False
         self.served = 0  # requests started on this connection
         self._partial = False  # bytes arrived since the last request started
+        self._dirty = False  # bytes arrived since the last whole message
+        self._gone = False  # the connection is closed: nothing more to watch
         self._watching = False  # the server waits for bytes: the next one starts the clock
         self._timer: asyncio.TimerHandle | None = None
         self._what = ""
@@ -73,6 +75,8 @@ class Conn:
 
     def _arm(self, deadline: float, what: str) -> None:
         self._disarm()
+        if self._gone:
+            return
         self._what = what
         self._timer = self.loop.call_at(deadline, self._expire)
 
@@ -82,17 +86,20 @@ class Conn:
             self._timer = None
 
     def on_data(self) -> None:
-        self._partial = True
+        self._partial = self._dirty = True
         if self._watching and self._timer is None:
             self._arm(self.loop.time() + self.gate.limits.read_timeout, "finish a message")
 
     def expect(self) -> None:
-        """The server waits for the next message: once it starts, it must finish in time."""
+        """The server waits for the next message: once it starts (or if it already has),
+        it must finish in time."""
         self._watching = True
+        if self._dirty and self._timer is None:
+            self._arm(self.loop.time() + self.gate.limits.read_timeout, "finish a message")
 
     def got(self) -> None:
         """A whole message (or request) arrived: stop the clock."""
-        self._watching = False
+        self._watching = self._dirty = False
         self._disarm()
 
     def request_started(self) -> None:
@@ -129,17 +136,26 @@ class Conn:
             self.transport.close()
 
     def closed(self) -> None:
+        self._gone = True
         self._watching = False
         self._disarm()
 
 
+REFUSAL_LINGER = 1.0  # seconds a refused connection is kept (reading nothing) before close
+
+
 class GatedProtocol(asyncio.Protocol):
-    """aiohttp's protocol for one connection, behind the gate (see the module docstring)."""
+    """aiohttp's protocol for one connection, behind the gate (see the module docstring).
+
+    A refused connection gets its answer and a FIN, and what it sends is discarded for up
+    to REFUSAL_LINGER seconds before it is closed: closing a socket with unread input
+    would reset it, and the client might never read why it was refused."""
 
     def __init__(self, gate: Gate, inner: asyncio.Protocol) -> None:
         self.gate = gate
         self.inner = inner
         self.conn: Conn | None = None
+        self._linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peername = transport.get_extra_info("peername")
@@ -148,7 +164,9 @@ class GatedProtocol(asyncio.Protocol):
         if refusal is not None:
             assert isinstance(transport, asyncio.Transport)
             transport.write(refusal)
-            transport.close()
+            if transport.can_write_eof():
+                transport.write_eof()
+            self._linger = asyncio.get_running_loop().call_later(REFUSAL_LINGER, transport.close)
             return
         self.conn = self.gate.opened(ip, transport)
         self.inner.connection_made(transport)
@@ -162,6 +180,8 @@ class GatedProtocol(asyncio.Protocol):
         return self.inner.eof_received() if self.conn is not None else None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
         if self.conn is not None:
             self.gate.closed(self.conn)
             self.inner.connection_lost(exc)

@@ -110,14 +110,14 @@ class SessionChannel:
         self.wake = asyncio.Event()  # set on every change an exchange may wait for
         self._drained = asyncio.Event()
 
+    def has_room(self, size: int) -> bool:
+        """Whether ``size`` more bytes may wait unread (one request always fits an empty
+        inbox)."""
+        return not self.queued or self.queued + size <= self.max_queued
+
     def feed(self, messages: list[bytes]) -> None:
-        """Queue what a request carried; HTTP 429 (nothing queued) if it would pass
-        ``max_queued`` bytes: the client must wait for its earlier messages' answers."""
+        """Queue what a request carried (the caller checked :meth:`has_room`)."""
         size = sum(len(m) for m in messages)
-        if self.queued and self.queued + size > self.max_queued:
-            raise web.HTTPTooManyRequests(
-                text=f"{self.queued} bytes of this session wait unread: wait for the answers"
-            )
         for message in messages:
             self.inbox.put_nowait(message)
         self.queued += size
@@ -272,11 +272,8 @@ class HttpSessions:
         self._sessions[session.id] = session
         return session
 
-    def get(self, session_id: str) -> HttpSession:
-        session = self._sessions.get(session_id)
-        if session is None:
-            raise web.HTTPNotFound(text="unknown or expired sync session: start a new one")
-        return session
+    def find(self, session_id: str) -> HttpSession | None:
+        return self._sessions.get(session_id)
 
     def forget(self, session: HttpSession) -> None:
         self._sessions.pop(session.id, None)
@@ -314,6 +311,13 @@ class HttpSessions:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _refusal(status: int, text: str) -> web.Response:
+    """An error answer, returned rather than raised: a raised HTTPException keeps the
+    request's body alive in a reference cycle (exception, traceback, frames) until the
+    garbage collector runs, which a flood of refused requests turns into memory."""
+    return web.Response(status=status, text=text)
+
+
 async def handle_exchange(
     request: web.Request,
     sessions: HttpSessions,
@@ -336,12 +340,23 @@ async def handle_exchange(
     try:
         exchange = _request_decoder.decode(body)
     except msgspec.DecodeError as exc:
-        raise web.HTTPBadRequest(text=f"not a sync exchange: {exc}") from exc
+        return _refusal(400, f"not a sync exchange: {exc}")
+    del body
+    incoming = list(exchange.messages)
     if exchange.session is None:
-        session = sessions.open(request.remote or "?", per_remote)
+        try:
+            session = sessions.open(request.remote or "?", per_remote)
+        except web.HTTPServiceUnavailable as exc:
+            return _refusal(503, exc.text or "busy")
     else:
-        session = sessions.get(exchange.session)
-    messages = await session.exchange(list(exchange.messages), limits)
+        found = sessions.find(exchange.session)
+        if found is None:
+            return _refusal(404, "unknown or expired sync session: start a new one")
+        session = found
+    if not session.channel.has_room(sum(len(m) for m in incoming)):
+        queued = session.channel.queued
+        return _refusal(429, f"{queued} bytes of this session wait unread: wait for answers")
+    messages = await session.exchange(incoming, limits)
     closed = session.closed
     if closed:
         sessions.forget(session)
