@@ -42,7 +42,16 @@ from node.sync.engine import PeerSync
 from node.sync.gate import Gate
 from node.sync.http import CONTENT_TYPE, HttpChannel, HttpLimits
 from node.sync.limits import PeerLimits
-from node.sync.protocol import Done, GoingAway, Have, Offer, Ops, Summary
+from node.sync.protocol import (
+    MAX_HEIGHTS,
+    MAX_OFFER,
+    Done,
+    GoingAway,
+    Have,
+    Offer,
+    Ops,
+    Summary,
+)
 from node.sync.transport import GATE, dial
 from node.verify import verify_store
 
@@ -580,3 +589,30 @@ async def test_http_flood_into_one_session_keeps_memory_bounded(world: World, se
     assert peak < 6 * 1024 * 1024, f"peak {peak} bytes while 10 MiB of junk arrived"
     assert statuses[0] == 200
     assert set(statuses[1:]) == {429}
+
+
+@pytest.mark.parametrize("stream", ["offer", "have"])
+async def test_endless_offer_or_have_stream_ends_the_session(
+    world: World, serve: Serve, caplog: pytest.LogCaptureFixture, stream: str
+) -> None:
+    """A peer that never finishes an OFFER (or HAVE) stream, each message full of new
+    circles (or authors), is cut off once A would hold more than MAX_PEER_CIRCLES (or
+    MAX_PEER_HEIGHTS) of them, instead of growing A's memory for as long as it likes."""
+    caplog.set_level(logging.INFO, logger="node")
+    served = await serve()
+    peer = await WirePeer.connect(served.ws, world.h)
+
+    def frame() -> Offer | Have:
+        if stream == "offer":
+            return Offer({os.urandom(16): os.urandom(16) for _ in range(MAX_OFFER)}, more=True)
+        return Have(os.urandom(16), {os.urandom(32): 1 for _ in range(MAX_HEIGHTS)}, more=True)
+
+    async with asyncio.timeout(HANG_GUARD):
+        await peer.handshake()
+        with contextlib.suppress(NodeError):
+            for _ in range(11):
+                await peer.send(frame())
+        await peer.drain()
+    assert records(caplog, "failed", "more than", world.h.public.hex()[:12])
+    result = await sync_once(world.b.replica, world.b.key, served.ws, time_limit=HANG_GUARD)
+    assert result.stats.error is None
