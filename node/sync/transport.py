@@ -14,9 +14,12 @@ Client (:func:`dial`), by URL form:
     ws://HOST:PORT[/PREFIX]          WebSocket only (wss:// and https:// for TLS)
     http+post://HOST:PORT[/PREFIX]   the HTTP fallback only (https+post:// for TLS)
 
-aiohttp and OS errors are translated here, at the edge, into :class:`NetworkError` (cannot
-reach, connection lost) and :class:`ProtocolError` (the other end is no circle-node, or
-broke the protocol), each saying what to check.
+Every connection the server accepts, every request and every session passes the gate
+(:mod:`node.sync.gate`): connection caps, slow-loris timeouts, per-peer rates and bans.
+
+aiohttp and OS errors are translated at the edge (:mod:`node.sync.edge`) into
+:class:`NetworkError` (cannot reach, connection lost) and :class:`ProtocolError` (the other
+end is no circle-node, or broke the protocol), each saying what to check.
 """
 
 from __future__ import annotations
