@@ -5,13 +5,13 @@ penalty box, connection counts) and applies it at three places:
 
 * **Every TCP connection** (:class:`GatedProtocol`, wrapping aiohttp's request handler):
   a banned address, or one connection too many (in all, or from one address), is answered
-  ``429``/``503`` and closed before a byte is parsed. A connection must deliver its first
-  request within ``handshake_timeout``; after that, whenever the server waits for a request
-  or a message (:meth:`Conn.expect`), one that has started arriving must be complete within
+  ``429``/``503`` and closed before a byte is parsed. A connection must deliver each
+  request whole within ``handshake_timeout`` (of connecting, or of the previous reply);
+  once upgraded to a WebSocket, each frame it begins must be complete within
   ``read_timeout`` (a trickle of bytes does not keep it alive). Such a connection is
-  aborted and its address gets a strike.
+  aborted and, unless a session on it will be counted, its address gets a strike.
 * **Every request** (:func:`gate_middleware`): a banned address gets ``429``; the request
-  marks its connection busy, so the read watchdog waits for the next one.
+  marks its connection busy, so the watchdog waits for the next one.
 * **Every sync session** (:class:`GuardedChannel`, wrapping the session's channel): the sync
   handshake must finish within ``handshake_timeout`` of the connection; each message is
   charged to the peer's buckets (its address before the handshake, its node key after) and
@@ -54,8 +54,62 @@ def node_who(node: bytes) -> str:
     return f"node {node.hex()}"
 
 
+class FrameClock:
+    """Finds where the WebSocket frames a client sends begin and end (RFC 6455, 5.2), so
+    that a frame, once begun, can be timed. Control frames (PING, PONG) count too."""
+
+    def __init__(self) -> None:
+        self._head = bytearray()  # the header of the next frame, as far as it arrived
+        self._left = 0  # payload bytes still to come of the current frame
+
+    @property
+    def in_frame(self) -> bool:
+        return bool(self._head) or self._left > 0
+
+    @staticmethod
+    def _header_size(head: bytearray) -> int:
+        if len(head) < 2:
+            return 2
+        length = head[1] & 0x7F
+        extended = 2 if length == 126 else 8 if length == 127 else 0
+        return 2 + extended + (4 if head[1] & 0x80 else 0)
+
+    @staticmethod
+    def _payload_size(head: bytearray) -> int:
+        length = head[1] & 0x7F
+        if length == 126:
+            return int.from_bytes(head[2:4], "big")
+        if length == 127:
+            return int.from_bytes(head[2:10], "big")
+        return length
+
+    def feed(self, data: bytes) -> int:
+        """Account for ``data``; how many frames it completed."""
+        done, i, end = 0, 0, len(data)
+        while i < end:
+            if self._left:
+                take = min(self._left, end - i)
+                self._left -= take
+                i += take
+                done += self._left == 0
+                continue
+            head = self._head
+            take = min(self._header_size(head) - len(head), end - i)
+            head += data[i : i + take]
+            i += take
+            if len(head) == self._header_size(head):
+                self._left = self._payload_size(head)
+                head.clear()
+                done += self._left == 0
+        return done
+
+
 class Conn:
-    """One accepted connection as the gate sees it, and its read watchdog."""
+    """One accepted connection as the gate sees it, and its watchdog.
+
+    Before a WebSocket upgrade: each request must arrive whole within ``handshake_timeout``
+    of the connection (or of the previous reply). After it: each frame, once begun, must
+    be complete within ``read_timeout``; an idle WebSocket is the heartbeat's business."""
 
     def __init__(self, gate: Gate, ip: str, transport: asyncio.BaseTransport) -> None:
         self.gate = gate
@@ -66,9 +120,8 @@ class Conn:
         self.in_request = False
         self.served = 0  # requests started on this connection
         self._partial = False  # bytes arrived since the last request started
-        self._dirty = False  # bytes arrived since the last whole message
+        self._frames: FrameClock | None = None  # once upgraded to a WebSocket
         self._gone = False  # the connection is closed: nothing more to watch
-        self._watching = False  # the server waits for bytes: the next one starts the clock
         self._timer: asyncio.TimerHandle | None = None
         self._what = ""
         self._arm(self.opened + gate.limits.handshake_timeout, "send a request")
@@ -85,33 +138,29 @@ class Conn:
             self._timer.cancel()
             self._timer = None
 
-    def on_data(self) -> None:
-        self._partial = self._dirty = True
-        if self._watching and self._timer is None:
-            self._arm(self.loop.time() + self.gate.limits.read_timeout, "finish a message")
+    def on_data(self, data: bytes) -> None:
+        self._partial = True
+        if self._frames is None:
+            return
+        completed = self._frames.feed(data)
+        if not self._frames.in_frame:
+            self._disarm()
+        elif completed or self._timer is None:  # a new frame began: its clock starts now
+            self._arm(self.loop.time() + self.gate.limits.read_timeout, "finish a frame")
 
-    def expect(self) -> None:
-        """The server waits for the next message: once it starts (or if it already has),
-        it must finish in time."""
-        self._watching = True
-        if self._dirty and self._timer is None:
-            self._arm(self.loop.time() + self.gate.limits.read_timeout, "finish a message")
-
-    def got(self) -> None:
-        """A whole message (or request) arrived: stop the clock."""
-        self._watching = self._dirty = False
-        self._disarm()
+    def websocket(self) -> None:
+        """From now on the client sends WebSocket frames: time each one."""
+        self._frames = FrameClock()
 
     def request_started(self) -> None:
         self.in_request = True
         self.served += 1
         self._partial = False
-        self.got()
+        self._disarm()
 
     def request_ended(self) -> None:
         """The next request, if any, must arrive whole within ``handshake_timeout``."""
         self.in_request = False
-        self._watching = True
         deadline = self.loop.time() + self.gate.limits.handshake_timeout
         self._arm(deadline, "send its next request")
 
@@ -121,6 +170,10 @@ class Conn:
         if self.served and not (self.in_request or self._partial):  # idle keep-alive
             log.debug("closing an idle connection from %s", self.ip)
             self.transport.close()
+            return
+        reading = getattr(self.transport, "is_reading", lambda: True)()
+        if not reading:  # we paused reading (a slowed-down peer): the stall is ours
+            self._arm(self.loop.time() + self.gate.limits.read_timeout, self._what)
             return
         log.warning(
             "dropping the connection from %s: it did not %s in time (open %.1f s)",
@@ -137,7 +190,6 @@ class Conn:
 
     def closed(self) -> None:
         self._gone = True
-        self._watching = False
         self._disarm()
 
 
@@ -173,7 +225,7 @@ class GatedProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.conn is not None:
-            self.conn.on_data()
+            self.conn.on_data(data)
             self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -332,22 +384,16 @@ class GuardedChannel:
         return message
 
     async def _read(self) -> bytes | None:
-        if self.conn is not None:
-            self.conn.expect()
+        if self._sync is not None and self._sync.peer is not None:
+            return await self.inner.receive()
         try:
-            if self._sync is not None and self._sync.peer is not None:
+            async with asyncio.timeout_at(self._deadline):
                 return await self.inner.receive()
-            try:
-                async with asyncio.timeout_at(self._deadline):
-                    return await self.inner.receive()
-            except TimeoutError:
-                seconds = self.gate.limits.handshake_timeout
-                raise ProtocolError(
-                    f"{self.ip} did not finish the sync handshake within {seconds:g} s"
-                ) from None
-        finally:
-            if self.conn is not None:
-                self.conn.got()
+        except TimeoutError:
+            seconds = self.gate.limits.handshake_timeout
+            raise ProtocolError(
+                f"{self.ip} did not finish the sync handshake within {seconds:g} s"
+            ) from None
 
     def _new_ops(self) -> int:
         if self._sync is None:

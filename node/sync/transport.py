@@ -253,11 +253,14 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this endpoint speaks WebSocket only: use /sync/http")
+    gate = request.app[GATE]
+    conn = gate.conn_of(request)
+    if conn is not None:
+        conn.websocket()  # before the 101 goes out: the client's next bytes are frames
     await ws.prepare(request)
     remote = request.remote or "?"
-    gate = request.app[GATE]
     channel = WebSocketChannel(ws, peer=remote)
-    await _serve_channel(request.app, GuardedChannel(channel, gate, remote, gate.conn_of(request)))
+    await _serve_channel(request.app, GuardedChannel(channel, gate, remote, conn))
     return ws
 
 

@@ -469,7 +469,32 @@ async def test_websocket_frame_that_stops_mid_way_is_dropped(
         await read_until_closed(reader)
     writer.close()
     assert trickled < 990, "the frame was allowed to complete"
-    assert records(caplog, "dropping the connection from 127.0.0.1", "finish a message")
+    assert records(caplog, "dropping the connection from 127.0.0.1", "finish a frame")
+
+
+async def test_websocket_idle_but_for_pings_outlives_the_read_timeout(
+    world: World, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whole frames never trip the frame clock, nor does silence between them: a WebSocket
+    sending only PINGs for several read timeouts, then nothing for several more, is
+    answered PONG each time and never dropped (an idle live session looks like this)."""
+    caplog.set_level(logging.INFO, logger="node")
+    served = await serve(handshake_timeout=30, read_timeout=0.2)
+    reader, writer = await raw_websocket(served.port)
+    pongs = 0
+    async with asyncio.timeout(HANG_GUARD):
+        for pause in [0.1] * 7 + [0.6]:  # four read timeouts of pings, then three idle
+            writer.write(bytes([0x89, 0x80]) + os.urandom(4))  # masked PING, no payload
+            await writer.drain()
+            assert await reader.readexactly(2) == bytes([0x8A, 0x00])  # the PONG
+            pongs += 1
+            await asyncio.sleep(pause)
+        writer.write(bytes([0x89, 0x80]) + os.urandom(4))
+        await writer.drain()
+        assert await reader.readexactly(2) == bytes([0x8A, 0x00])
+    writer.close()
+    assert pongs == 8
+    assert not records(caplog, "dropping the connection")
 
 
 async def test_slow_http_body_is_answered_408(world: World, serve: Serve) -> None:

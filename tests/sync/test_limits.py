@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from node.sync.gate import FrameClock
 from node.sync.limits import PeerLimits, PenaltyBox, RateBook, Rates, TokenBucket
 
 
@@ -93,3 +94,44 @@ def test_penalty_box_stays_bounded() -> None:
     for n in range(1000):
         box.strike(f"ip 10.0.{n // 256}.{n % 256}", 1, threshold=5, now=0.0)
     assert len(box) <= 100
+
+
+def _frame(length: int, *, masked: bool = True, opcode: int = 0x2) -> bytes:
+    if length < 126:
+        head = bytes([0x80 | opcode, (0x80 if masked else 0) | length])
+    elif length < 65536:
+        head = bytes([0x80 | opcode, (0x80 if masked else 0) | 126]) + length.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, (0x80 if masked else 0) | 127]) + length.to_bytes(8, "big")
+    return head + (b"MASK" if masked else b"") + b"p" * length
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000]), st.booleans()),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.integers(1, 70_000), max_size=20),
+)
+def test_frame_clock_finds_every_frame_boundary_however_the_bytes_are_cut(
+    frames: list[tuple[int, bool]], cuts: list[int]
+) -> None:
+    """Frames of every length encoding, masked or not, fed in arbitrary chunks: the clock
+    counts each frame once, is inside a frame exactly between a frame's first and last
+    byte, and ends outside one."""
+    stream = b"".join(_frame(length, masked=masked) for length, masked in frames)
+    ends = set()
+    position = 0
+    for length, masked in frames:
+        position += len(_frame(length, masked=masked))
+        ends.add(position)
+    clock = FrameClock()
+    completed, position = 0, 0
+    for cut in [*cuts, len(stream)]:
+        chunk = stream[position : position + cut]
+        completed += clock.feed(chunk)
+        position += len(chunk)
+        assert clock.in_frame == (position not in ends and position not in (0,)), position
+    assert completed == len(frames)
+    assert not clock.in_frame
