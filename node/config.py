@@ -232,7 +232,7 @@ SETTINGS: tuple[Setting, ...] = (
         "read_timeout",
         _number(0.1, 3600, "seconds"),
         30.0,
-        "a message or request that started arriving must be complete within this",
+        "a begun WebSocket frame or request body must be complete within this",
     ),
     Setting(
         "peer_frames_per_second",

@@ -19,20 +19,23 @@ penalty box, connection counts) and applies it at three places:
   and, at ``max_rejected``, end the session and ban the key; a session that ends in an
   error strikes the address (``max_failures`` of them ban it).
 
-Every refusal and ban is logged at WARNING naming the address and, once known, the node.
+Every ban and slow-down is logged at WARNING naming the address and, once known, the node;
+refused and dropped connections too, but once a minute per address at most (the rest at
+DEBUG), so that hammering the door cannot flood the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from node.errors import ProtocolError
-from node.sync.limits import PeerLimits, PenaltyBox, RateBook
+from node.sync.limits import MAX_TRACKED, PeerLimits, PenaltyBox, RateBook
 
 if TYPE_CHECKING:
     from node.sync.engine import Channel, PeerSync
@@ -175,7 +178,8 @@ class Conn:
         if not reading:  # we paused reading (a slowed-down peer): the stall is ours
             self._arm(self.loop.time() + self.gate.limits.read_timeout, self._what)
             return
-        log.warning(
+        self.gate.notice(
+            self.ip,
             "dropping the connection from %s: it did not %s in time (open %.1f s)",
             self.ip,
             self._what,
@@ -193,6 +197,7 @@ class Conn:
         self._disarm()
 
 
+WARN_EVERY = 60.0  # seconds between WARNING lines about refusing one address
 REFUSAL_LINGER = 1.0  # seconds a refused connection is kept (reading nothing) before close
 
 
@@ -254,21 +259,36 @@ class Gate:
         self.penalties = PenaltyBox(self.limits.ban_seconds)
         self.per_ip: dict[str, int] = {}
         self.conns: dict[asyncio.BaseTransport, Conn] = {}
+        self._warned: OrderedDict[str, float] = OrderedDict()  # refusal logged: ip -> when
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def notice(self, ip: str, message: str, *args: object) -> None:
+        """Log a refused or dropped connection at WARNING once a minute per address
+        (DEBUG in between), so that a peer hammering the door cannot flood the log."""
+        now = self.now()
+        last = self._warned.get(ip)
+        level = logging.DEBUG if last is not None and now - last < WARN_EVERY else logging.WARNING
+        if level == logging.WARNING:
+            self._warned[ip] = now
+            self._warned.move_to_end(ip)
+            while len(self._warned) > MAX_TRACKED:
+                self._warned.popitem(last=False)
+        log.log(level, message, *args)
 
     def admit(self, ip: str) -> bytes | None:
         """None if a connection from ``ip`` may open, else the reply that refuses it."""
         banned = self.penalties.banned_for(ip_who(ip), self.now())
         if banned:
-            log.warning("refused a connection from %s: banned for %.0f s more", ip, banned)
+            self.notice(ip, "refused a connection from %s: banned for %.0f s more", ip, banned)
             return _BANNED % max(1, round(banned))
         if len(self.conns) >= self.limits.max_connections:
-            log.warning("refused a connection from %s: %d open already", ip, len(self.conns))
+            self.notice(ip, "refused a connection from %s: %d open in all", ip, len(self.conns))
             return _BUSY
         if self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
-            log.warning("refused a connection from %s: %d open from there", ip, self.per_ip[ip])
+            count = self.per_ip[ip]
+            self.notice(ip, "refused a connection from %s: %d open from there", ip, count)
             return _BUSY
         return None
 
