@@ -24,7 +24,7 @@ import aiohttp
 import msgspec
 import pytest
 import test_engine_hostile
-from helpers import doc_view, ingest, resign
+from helpers import doc_view, dump, ingest, resign
 from hostile_peer import (
     WirePeer,
     open_raw,
@@ -52,7 +52,7 @@ from node.sync.protocol import (
     Ops,
     Summary,
 )
-from node.sync.transport import GATE, dial
+from node.sync.transport import GATE, MAX_WS_MESSAGE, dial
 from node.verify import verify_store
 
 HANG_GUARD = 20  # seconds: a hung test fails instead of blocking the run
@@ -312,6 +312,38 @@ async def test_flood_of_junk_ops_is_cut_off_at_max_rejected(
 
 def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize("frame", ["oversized", "sealed garbage", "unsealed garbage"])
+async def test_bad_frame_ends_the_session_and_changes_nothing(
+    world: World, serve: Serve, caplog: pytest.LogCaptureFixture, frame: str
+) -> None:
+    """A frame above the WebSocket limit, a sealed frame that is no event, or bytes that
+    are not sealed at all end the hostile session with a logged error naming it; A's
+    store is as it was and B syncs with A meanwhile."""
+    caplog.set_level(logging.INFO, logger="node")
+    served = await serve()
+    before = await dump(world.a.replica.store)
+    peer = await WirePeer.connect(served.ws, world.h)
+    async with asyncio.timeout(HANG_GUARD):
+        await peer.handshake()
+        assert peer.session._seal is not None  # the real stream: only the content is bad
+        message = {
+            "oversized": os.urandom(MAX_WS_MESSAGE + 1),
+            "sealed garbage": peer.session._seal.seal(b"\x95\x0d\xc4\x00"),
+            "unsealed garbage": b"\x93\x01\x02" * 20,
+        }[frame]
+        with contextlib.suppress(NodeError):
+            await peer.send_raw(message)
+        await peer.drain()
+        result = await sync_once(world.b.replica, world.b.key, served.ws, time_limit=HANG_GUARD)
+    assert result.stats.error is None
+    assert peer.closed
+    after = await dump(world.a.replica.store)
+    assert {t: rows for t, rows in after.items() if t != "peers"} == {
+        t: rows for t, rows in before.items() if t != "peers"
+    }
+    assert records(caplog, "sync with", world.h.public.hex()[:12], "failed")
 
 
 # ---- outsiders ---------------------------------------------------------------------------
