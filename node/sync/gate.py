@@ -335,11 +335,9 @@ def gate_middleware(gate: Gate) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         banned = gate.banned_for(ip_who(request.remote or "?"))
-        if banned:
-            retry = str(max(1, round(banned)))
-            raise web.HTTPTooManyRequests(
-                text="this address is banned for a while", headers={"Retry-After": retry}
-            )
+        if banned:  # returned, not raised: see node.sync.http._refusal
+            headers = {"Retry-After": str(max(1, round(banned)))}
+            return web.Response(status=429, text="this address is banned", headers=headers)
         conn = gate.conn_of(request)
         if conn is not None:
             conn.request_started()

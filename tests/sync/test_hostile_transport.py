@@ -357,7 +357,9 @@ async def test_address_failing_handshakes_is_banned_while_live_sessions_go_on(
     live session, opened before, keeps receiving A's new ops."""
     caplog.set_level(logging.INFO, logger="node")
     served = await serve(max_failures=3)
-    async with honest_live(world, served):
+    async with honest_live(world, served), aiohttp.ClientSession() as http:
+        async with http.get(f"{served.ws}/health") as response:  # a kept-alive connection
+            assert response.status == 200
         for garbage in (b"\x00" * 64, b"\x93\x01", b"GET / HTTP/1.1\r\n\r\n"):
             outsider = await WirePeer.connect(served.ws)
             async with asyncio.timeout(HANG_GUARD):
@@ -373,6 +375,8 @@ async def test_address_failing_handshakes_is_banned_while_live_sessions_go_on(
             writer.close()
             assert answer.startswith(b"HTTP/1.1 429"), answer
         assert len(records(caplog, "refused a connection from 127.0.0.1")) == 1  # no flood
+        async with http.get(f"{served.ws}/health") as response:  # on the kept-alive one
+            assert response.status == 429
         result = await sync_once(world.b.replica, world.b.key, served.ws, time_limit=HANG_GUARD)
         assert "refusing us" in (result.stats.error or "")
         # B's live session still works: a new op on A reaches B
