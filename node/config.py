@@ -212,6 +212,78 @@ SETTINGS: tuple[Setting, ...] = (
         "http_long_poll", _number(0.1, 60, "seconds"), 2.0, "how long an empty HTTP poll waits"
     ),
     Setting("http_max_wait", _number(0.1, 600, "seconds"), 10.0, "how long an HTTP request waits"),
+    Setting(
+        "http_max_queued",
+        _number(MIN_HTTP_BODY, 256 * 1024 * 1024, "bytes", integer=True),
+        2 * 1024 * 1024,
+        "received bytes one HTTP-fallback session may hold unread",
+    ),
+    Setting(
+        "max_connections",
+        _number(1, 100_000, "connections", integer=True),
+        256,
+        "open connections served at once, all peers together",
+    ),
+    Setting(
+        "max_connections_per_ip",
+        _number(1, 100_000, "connections", integer=True),
+        16,
+        "open connections served at once from one address",
+    ),
+    Setting(
+        "handshake_timeout",
+        _number(0.1, 600, "seconds"),
+        10.0,
+        "a connection must send its request and finish the handshake within this",
+    ),
+    Setting(
+        "read_timeout",
+        _number(0.1, 3600, "seconds"),
+        30.0,
+        "a begun WebSocket frame or request body must be complete within this",
+    ),
+    Setting(
+        "peer_frames_per_second",
+        _number(1, 1_000_000, "messages per second"),
+        200.0,
+        "sync messages accepted per second from one peer",
+    ),
+    Setting(
+        "peer_bytes_per_second",
+        _number(64 * 1024, 1024**3, "bytes per second", integer=True),
+        4 * 1024 * 1024,
+        "bytes accepted per second from one peer",
+    ),
+    Setting(
+        "peer_ops_per_second",
+        _number(1, 1_000_000, "ops per second"),
+        2000.0,
+        "ops accepted per second from one peer",
+    ),
+    Setting(
+        "peer_burst_seconds",
+        _number(1, 3600, "seconds"),
+        5.0,
+        "a peer may burst this many seconds' worth of each rate",
+    ),
+    Setting(
+        "peer_max_rejected",
+        _number(1, 1_000_000_000, "ops", integer=True),
+        500,
+        "refused ops from one node (within peer_ban_seconds) before it is banned",
+    ),
+    Setting(
+        "peer_max_failures",
+        _number(1, 1_000_000, "failures", integer=True),
+        20,
+        "failed connections from one address (within peer_ban_seconds) before a ban",
+    ),
+    Setting(
+        "peer_ban_seconds",
+        _number(1, 7 * 86400, "seconds"),
+        300.0,
+        "how long a ban lasts, and the window its strikes count in",
+    ),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -235,6 +307,18 @@ class Settings:
     http_session_ttl: float
     http_long_poll: float
     http_max_wait: float
+    http_max_queued: int
+    max_connections: int
+    max_connections_per_ip: int
+    handshake_timeout: float
+    read_timeout: float
+    peer_frames_per_second: float
+    peer_bytes_per_second: int
+    peer_ops_per_second: float
+    peer_burst_seconds: float
+    peer_max_rejected: int
+    peer_max_failures: int
+    peer_ban_seconds: float
     #: setting -> the layer its value came from ("default", the file, "environment ...")
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -35,6 +35,7 @@ from node.replica import Replica
 from node.store.peers import Peer, PeerBook
 from node.sync.engine import Channel, PeerSync, SyncStats
 from node.sync.http import HttpLimits
+from node.sync.limits import PeerLimits
 from node.sync.transport import (
     SyncServer,
     create_app,
@@ -61,6 +62,7 @@ class ServiceConfig:
     peer_refresh: float = 5.0  # seconds between looks for peers added or removed
     connect_timeout: float = 10.0  # seconds to reach a peer
     limits: HttpLimits = field(default_factory=HttpLimits)  # the HTTP fallback's limits
+    peer_limits: PeerLimits = field(default_factory=PeerLimits)  # what one peer may cost us
 
 
 def backoff_delay(failures: int, base: float, cap: float) -> float:
@@ -103,7 +105,11 @@ class NodeService:
         if self.config.listen is not None:
             host, port = split_listen(self.config.listen)
             app = create_app(
-                self.replica, self.node_key, on_session=self._track, limits=self.config.limits
+                self.replica,
+                self.node_key,
+                on_session=self._track,
+                limits=self.config.limits,
+                peer_limits=self.config.peer_limits,
             )
             self.server = await SyncServer(app, host, port).__aenter__()
             log.info("listening on %s", self.server.address, extra={"address": self.server.address})

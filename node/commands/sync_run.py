@@ -24,6 +24,7 @@ from node.service import NodeService, ServiceConfig, SyncResult, sync_once
 from node.store.peers import PeerBook
 from node.sync.discovery import Discovery
 from node.sync.http import HttpLimits
+from node.sync.limits import PeerLimits
 from node.sync.urls import parse_peer_url
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,20 @@ def service_config(settings: Settings) -> ServiceConfig:
             session_ttl=settings.http_session_ttl,
             long_poll=settings.http_long_poll,
             max_wait=settings.http_max_wait,
+            max_queued=settings.http_max_queued,
+        ),
+        peer_limits=PeerLimits(
+            max_connections=settings.max_connections,
+            max_connections_per_ip=settings.max_connections_per_ip,
+            handshake_timeout=settings.handshake_timeout,
+            read_timeout=settings.read_timeout,
+            frames_per_second=settings.peer_frames_per_second,
+            bytes_per_second=settings.peer_bytes_per_second,
+            ops_per_second=settings.peer_ops_per_second,
+            burst_seconds=settings.peer_burst_seconds,
+            max_rejected=settings.peer_max_rejected,
+            max_failures=settings.peer_max_failures,
+            ban_seconds=settings.peer_ban_seconds,
         ),
     )
 

@@ -47,6 +47,10 @@ from node.sync.protocol import (
 
 log = logging.getLogger(__name__)
 
+# what a peer's unfinished OFFER and HAVE streams (more = true) may make us hold
+MAX_PEER_CIRCLES = 10 * MAX_OFFER  # circles offered in one session
+MAX_PEER_HEIGHTS = 10 * MAX_HEIGHTS  # heights of HAVEs not yet finished
+
 
 class Channel(Protocol):
     """A bidirectional message transport (WebSocket, HTTP exchange, in-memory pair)."""
@@ -150,6 +154,9 @@ class PeerSync:
         self._from_peer: OrderedDict[bytes, None] = OrderedDict()
         self._their_offer: dict[bytes, bytes] = {}
         self._their_heights: dict[bytes, dict[bytes, int]] = {}
+        # per unfinished HAVE: 1 + the heights received (a circle costs one entry itself)
+        self._heights_held: dict[bytes, int] = {}
+        self._heights_total = 0
 
     async def run(self) -> SyncStats:
         reason = "sync complete"
@@ -227,6 +234,8 @@ class PeerSync:
                 await self._send_offer()
         elif isinstance(event, Offer):
             self._their_offer.update(event.circles)
+            if len(self._their_offer) > MAX_PEER_CIRCLES:
+                raise ProtocolError(f"the peer offered more than {MAX_PEER_CIRCLES} circles")
             if not event.more:
                 await self._on_offer(self._their_offer)
         elif isinstance(event, Have):
@@ -272,9 +281,16 @@ class PeerSync:
         if circle in self._answered:
             raise ProtocolError("a second HAVE for a circle already answered")
         self._their_heights.setdefault(circle, {}).update(have.heights)
+        held = self._heights_held
+        cost = len(have.heights) + (circle not in held)
+        held[circle] = held.get(circle, 0) + cost
+        self._heights_total += cost
+        if self._heights_total > MAX_PEER_HEIGHTS:
+            raise ProtocolError(f"the peer's HAVEs held more than {MAX_PEER_HEIGHTS} heights")
         if have.more:
             return
         theirs = self._their_heights.pop(circle)
+        self._heights_total -= held.pop(circle, 0)
         if circle in self._offer:  # the peer may host it: send what it lacks
             await self._stream(circle, theirs)
         else:

@@ -20,18 +20,21 @@ Invariants:
   serialises them; only the final flush in ``close()`` may overlap a long poll), so
   messages keep their order in both directions.
 * A session with no request for ``session_ttl`` seconds is ended (its PeerSync sees the
-  peer close). At most ``max_sessions`` run at once (else 503). A request body is at most
-  ``max_body`` bytes (else 413), and a response carries about that much at most: the rest
-  waits for the next exchange.
+  peer close). At most ``max_sessions`` run at once, and at most ``per_remote`` from one
+  address (else 503). A request body is at most ``max_body`` bytes (else 413) and must
+  arrive within ``read_timeout`` (else 408), and a response carries about that much at
+  most: the rest waits for the next exchange.
+* Memory per session is bounded both ways: messages the client sent wait in the session's
+  inbox up to ``max_queued`` bytes (a request that would pass it is answered 429, so a
+  client that posts without waiting for answers cannot pile up messages), and what the
+  session says waits up to about ``2 * max_body`` bytes before its PeerSync blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
-import socket
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ import msgspec
 from aiohttp import web
 
 from node.errors import NetworkError, NodeError, ProtocolError
+from node.sync.edge import network_error, status_problem
 from node.sync.protocol import MAX_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class HttpLimits:
     long_poll: float = 2.0  # how long a request carrying nothing waits for output
     max_wait: float = 10.0  # how long a request carrying messages waits for the answers
     quiet: float = 0.05  # a long poll's reply also takes what follows within this gap
+    max_queued: int = 2 * MAX_BODY  # bytes of received messages one session holds unread
 
 
 Message = Annotated[bytes, msgspec.Meta(max_length=MAX_MESSAGE)]
@@ -83,51 +88,6 @@ _request_decoder = msgspec.msgpack.Decoder(ExchangeRequest)
 _reply_decoder = msgspec.msgpack.Decoder(ExchangeReply)
 
 
-# ---- errors at the edge ------------------------------------------------------------------
-
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, socket.gaierror):
-        return f"host not found ({exc.strerror})"
-    if exc.errno is not None and exc.errno > 0:
-        return os.strerror(exc.errno).lower()
-    return str(exc) or type(exc).__name__
-
-
-def network_error(url: str, exc: BaseException, *, connecting: bool) -> NetworkError:
-    """A NetworkError saying what went wrong talking to ``url`` and what to check."""
-    if isinstance(exc, TimeoutError):
-        reason = "timed out"
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        reason = _os_reason(exc.os_error)
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            reason = "connection refused"
-    elif isinstance(exc, aiohttp.ServerDisconnectedError):
-        reason = "the peer closed the connection"
-    elif isinstance(exc, OSError):
-        reason = _os_reason(exc)
-    else:
-        reason = str(exc) or type(exc).__name__
-    if connecting:
-        return NetworkError(
-            f"cannot reach {url}: {reason}; is `circle-node serve` running there, "
-            "and is the address right?"
-        )
-    return NetworkError(f"lost the connection to {url}: {reason}")
-
-
-def _status_problem(url: str, status: int, had_session: bool) -> ProtocolError:
-    if status == 404 and had_session:
-        return ProtocolError(f"the sync session with {url} expired (idle too long): sync again")
-    if status == 404:
-        return ProtocolError(f"{url} has no circle-node sync endpoint (HTTP 404): check the URL")
-    if status == 413:
-        return ProtocolError(f"{url} refused a request as too large (HTTP 413)")
-    if status == 503:
-        return ProtocolError(f"{url} is busy (too many sync sessions): try again later")
-    return ProtocolError(f"{url} answered HTTP {status} to a sync exchange: check the URL")
-
-
 # ---- server side -------------------------------------------------------------------------
 
 
@@ -137,8 +97,10 @@ class SessionChannel:
     ``send`` blocks while more than ``high_water`` bytes wait to be fetched, so a large
     transfer to a slow client is paced by its exchanges instead of piling up in memory."""
 
-    def __init__(self, high_water: int = 2 * MAX_BODY) -> None:
+    def __init__(self, high_water: int = 2 * MAX_BODY, max_queued: int = 2 * MAX_BODY) -> None:
         self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.queued = 0  # bytes in inbox
+        self.max_queued = max_queued
         self.outbox: deque[bytes] = deque()
         self.pending = 0  # bytes in outbox
         self.high_water = high_water
@@ -148,9 +110,17 @@ class SessionChannel:
         self.wake = asyncio.Event()  # set on every change an exchange may wait for
         self._drained = asyncio.Event()
 
+    def has_room(self, size: int) -> bool:
+        """Whether ``size`` more bytes may wait unread (one request always fits an empty
+        inbox)."""
+        return not self.queued or self.queued + size <= self.max_queued
+
     def feed(self, messages: list[bytes]) -> None:
+        """Queue what a request carried (the caller checked :meth:`has_room`)."""
+        size = sum(len(m) for m in messages)
         for message in messages:
             self.inbox.put_nowait(message)
+        self.queued += size
         if messages:
             self.waiting = False
 
@@ -189,9 +159,12 @@ class SessionChannel:
             self.waiting = True
             self.wake.set()
         try:
-            return await self.inbox.get()
+            message = await self.inbox.get()
         finally:
             self.waiting = False
+        if message is not None:
+            self.queued -= len(message)
+        return message
 
     async def close(self) -> None:
         self.closed = True
@@ -205,12 +178,14 @@ class HttpSession:
     def __init__(
         self,
         session_id: str,
-        task_factory: Callable[[SessionChannel], asyncio.Task[None]],
-        high_water: int,
+        remote: str,
+        task_factory: Callable[[SessionChannel, str], asyncio.Task[None]],
+        limits: HttpLimits,
     ) -> None:
         self.id = session_id
-        self.channel = SessionChannel(high_water)
-        self.task = task_factory(self.channel)
+        self.remote = remote
+        self.channel = SessionChannel(2 * limits.max_body, limits.max_queued)
+        self.task = task_factory(self.channel, remote)
         self.task.add_done_callback(lambda _task: self.channel.wake.set())
         self.last_seen = asyncio.get_running_loop().time()
         self.in_flight = 0
@@ -262,10 +237,13 @@ class HttpSession:
 
 
 class HttpSessions:
-    """The HTTP sessions a server runs. ``start(channel)`` runs PeerSync over a channel."""
+    """The HTTP sessions a server runs. ``start(channel, remote)`` runs PeerSync over the
+    channel of a session opened from address ``remote``."""
 
     def __init__(
-        self, start: Callable[[SessionChannel], Coroutine[Any, Any, None]], limits: HttpLimits
+        self,
+        start: Callable[[SessionChannel, str], Coroutine[Any, Any, None]],
+        limits: HttpLimits,
     ) -> None:
         self.limits = limits
         self._start = start
@@ -275,25 +253,27 @@ class HttpSessions:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def _spawn(self, channel: SessionChannel) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._start(channel))
+    def _spawn(self, channel: SessionChannel, remote: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._start(channel, remote))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def open(self) -> HttpSession:
+    def open(self, remote: str = "?", per_remote: int | None = None) -> HttpSession:
         self.expire()
         if len(self._sessions) >= self.limits.max_sessions:
             raise web.HTTPServiceUnavailable(text="too many sync sessions: try again later")
-        session = HttpSession(secrets.token_urlsafe(18), self._spawn, 2 * self.limits.max_body)
+        if per_remote is not None:
+            mine = sum(1 for s in self._sessions.values() if s.remote == remote)
+            if mine >= per_remote:
+                log.warning("refused an HTTP sync session from %s: %d open already", remote, mine)
+                raise web.HTTPServiceUnavailable(text="too many sync sessions from your address")
+        session = HttpSession(secrets.token_urlsafe(18), remote, self._spawn, self.limits)
         self._sessions[session.id] = session
         return session
 
-    def get(self, session_id: str) -> HttpSession:
-        session = self._sessions.get(session_id)
-        if session is None:
-            raise web.HTTPNotFound(text="unknown or expired sync session: start a new one")
-        return session
+    def find(self, session_id: str) -> HttpSession | None:
+        return self._sessions.get(session_id)
 
     def forget(self, session: HttpSession) -> None:
         self._sessions.pop(session.id, None)
@@ -331,23 +311,52 @@ class HttpSessions:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def handle_exchange(request: web.Request, sessions: HttpSessions) -> web.Response:
+def _refusal(status: int, text: str) -> web.Response:
+    """An error answer, returned rather than raised: a raised HTTPException keeps the
+    request's body alive in a reference cycle (exception, traceback, frames) until the
+    garbage collector runs, which a flood of refused requests turns into memory."""
+    return web.Response(status=status, text=text)
+
+
+async def handle_exchange(
+    request: web.Request,
+    sessions: HttpSessions,
+    *,
+    read_timeout: float = 30.0,
+    per_remote: int | None = None,
+) -> web.Response:
     """``POST /sync/http``: one exchange of an HTTP sync session."""
     limits = sessions.limits
     if request.content_length is not None and request.content_length > limits.max_body:
         raise web.HTTPRequestEntityTooLarge(
             max_size=limits.max_body, actual_size=request.content_length
         )
-    body = await request.read()
+    try:
+        async with asyncio.timeout(read_timeout):
+            body = await request.read()
+    except TimeoutError:
+        log.warning("%s sent a request body too slowly: dropped", request.remote)
+        raise web.HTTPRequestTimeout(text="the request body arrived too slowly") from None
     try:
         exchange = _request_decoder.decode(body)
     except msgspec.DecodeError as exc:
-        raise web.HTTPBadRequest(text=f"not a sync exchange: {exc}") from exc
+        return _refusal(400, f"not a sync exchange: {exc}")
+    del body
+    incoming = list(exchange.messages)
     if exchange.session is None:
-        session = sessions.open()
+        try:
+            session = sessions.open(request.remote or "?", per_remote)
+        except web.HTTPServiceUnavailable as exc:
+            return _refusal(503, exc.text or "busy")
     else:
-        session = sessions.get(exchange.session)
-    messages = await session.exchange(list(exchange.messages), limits)
+        found = sessions.find(exchange.session)
+        if found is None:
+            return _refusal(404, "unknown or expired sync session: start a new one")
+        session = found
+    if not session.channel.has_room(sum(len(m) for m in incoming)):
+        queued = session.channel.queued
+        return _refusal(429, f"{queued} bytes of this session wait unread: wait for answers")
+    messages = await session.exchange(incoming, limits)
     closed = session.closed
     if closed:
         sessions.forget(session)
@@ -442,7 +451,7 @@ class HttpChannel:
                 self._url, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self._timeout
             ) as response:
                 if response.status != 200:
-                    raise _status_problem(self._peer, response.status, self._session is not None)
+                    raise status_problem(self._peer, response.status, self._session is not None)
                 if (response.content_length or 0) > 4 * MAX_BODY:
                     raise ProtocolError(f"{self._peer} sent an oversized sync reply")
                 payload = await response.read()

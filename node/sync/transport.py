@@ -14,9 +14,12 @@ Client (:func:`dial`), by URL form:
     ws://HOST:PORT[/PREFIX]          WebSocket only (wss:// and https:// for TLS)
     http+post://HOST:PORT[/PREFIX]   the HTTP fallback only (https+post:// for TLS)
 
-aiohttp and OS errors are translated here, at the edge, into :class:`NetworkError` (cannot
-reach, connection lost) and :class:`ProtocolError` (the other end is no circle-node, or
-broke the protocol), each saying what to check.
+Every connection the server accepts, every request and every session passes the gate
+(:mod:`node.sync.gate`): connection caps, slow-loris timeouts, per-peer rates and bans.
+
+aiohttp and OS errors are translated at the edge (:mod:`node.sync.edge`) into
+:class:`NetworkError` (cannot reach, connection lost) and :class:`ProtocolError` (the other
+end is no circle-node, or broke the protocol), each saying what to check.
 """
 
 from __future__ import annotations
@@ -35,15 +38,17 @@ from aiohttp import WSMsgType, web
 from node.crypto.ops import Signer
 from node.errors import NetworkError, ProtocolError
 from node.replica import Replica
+from node.sync.edge import network_error
 from node.sync.engine import Channel, PeerSync, SyncStats
+from node.sync.gate import Gate, GatedProtocol, GuardedChannel, gate_middleware
 from node.sync.http import (
     HttpChannel,
     HttpLimits,
     HttpSessions,
     SessionChannel,
     handle_exchange,
-    network_error,
 )
+from node.sync.limits import PeerLimits
 from node.sync.protocol import MAX_MESSAGE
 from node.sync.urls import PeerUrl, parse_peer_url
 
@@ -219,11 +224,14 @@ NODE_KEY: web.AppKey[Signer] = web.AppKey("node_key")
 ON_SESSION: web.AppKey[SessionHook] = web.AppKey("on_session")
 ACTIVE: web.AppKey[_Active] = web.AppKey("active")
 HTTP_SESSIONS: web.AppKey[HttpSessions] = web.AppKey("http_sessions")
+GATE: web.AppKey[Gate] = web.AppKey("gate")
 
 
-async def _serve_channel(app: web.Application, channel: Channel, remote: str) -> SyncStats:
-    """Run one responder PeerSync over an accepted channel until it ends."""
+async def _serve_channel(app: web.Application, channel: GuardedChannel) -> SyncStats:
+    """Run one responder PeerSync over an accepted channel (behind the gate) until it
+    ends; a session that ends in an error is a strike against its address."""
     sync = PeerSync(app[REPLICA], app[NODE_KEY], channel, initiator=False, live=True)
+    channel.attach(sync)
     active = app[ACTIVE].syncs
     try:
         async with app[ON_SESSION](sync):
@@ -232,6 +240,7 @@ async def _serve_channel(app: web.Application, channel: Channel, remote: str) ->
     finally:
         active.discard(sync)
         await channel.close()
+    remote = channel.ip
     log.info(
         "sync with %s from %s ended: %s",
         stats.peer[:12] or "?",
@@ -245,6 +254,8 @@ async def _serve_channel(app: web.Application, channel: Channel, remote: str) ->
             "reason": stats.error,
         },
     )
+    if stats.error is not None:
+        app[GATE].failed(remote, stats.error)
     return stats
 
 
@@ -254,14 +265,26 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this endpoint speaks WebSocket only: use /sync/http")
+    gate = request.app[GATE]
+    conn = gate.conn_of(request)
+    if conn is not None:
+        conn.websocket()  # before the 101 goes out: the client's next bytes are frames
     await ws.prepare(request)
     remote = request.remote or "?"
-    await _serve_channel(request.app, WebSocketChannel(ws, peer=remote), remote)
+    channel = WebSocketChannel(ws, peer=remote)
+    await _serve_channel(request.app, GuardedChannel(channel, gate, remote, conn))
     return ws
 
 
 async def _http_exchange(request: web.Request) -> web.Response:
-    return await handle_exchange(request, request.app[HTTP_SESSIONS])
+    gate = request.app[GATE]
+    limits = gate.limits
+    return await handle_exchange(
+        request,
+        request.app[HTTP_SESSIONS],
+        read_timeout=limits.read_timeout,
+        per_remote=limits.max_connections_per_ip,
+    )
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -296,18 +319,22 @@ def create_app(
     *,
     on_session: SessionHook | None = None,
     limits: HttpLimits | None = None,
+    peer_limits: PeerLimits | None = None,
 ) -> web.Application:
     """The node's sync server. ``on_session(sync)`` is entered around every accepted
-    session (the service uses it to push live ops to it)."""
+    session (the service uses it to push live ops to it); every connection and session
+    passes the gate (:mod:`node.sync.gate`) built from ``peer_limits``."""
     limits = limits or HttpLimits()
-    app = web.Application(client_max_size=limits.max_body)
+    gate = Gate(peer_limits)
+    app = web.Application(client_max_size=limits.max_body, middlewares=[gate_middleware(gate)])
     app[REPLICA] = replica
     app[NODE_KEY] = node_key
     app[ON_SESSION] = on_session or _no_hook
     app[ACTIVE] = _Active()
+    app[GATE] = gate
 
-    async def start(channel: SessionChannel) -> None:
-        await _serve_channel(app, channel, "http")
+    async def start(channel: SessionChannel, remote: str) -> None:
+        await _serve_channel(app, GuardedChannel(channel, gate, remote))
 
     app[HTTP_SESSIONS] = HttpSessions(start, limits)
     app.router.add_get("/sync", _websocket)
@@ -316,6 +343,23 @@ def create_app(
     app.on_shutdown.append(_on_shutdown)
     app.cleanup_ctx.append(_http_sessions_ctx)
     return app
+
+
+class _GatedSite(web.TCPSite):
+    """A TCPSite whose every connection passes the app's gate first."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, gate: Gate) -> None:
+        super().__init__(runner, host, port)
+        self._gate = gate
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        gate = self._gate
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: GatedProtocol(gate, server()), self._host, self._port
+        )
 
 
 class SyncServer:
@@ -329,7 +373,8 @@ class SyncServer:
 
     async def __aenter__(self) -> SyncServer:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        gate = self.app.get(GATE) or Gate()  # an app not made by create_app: default limits
+        site = _GatedSite(self._runner, self.host, self.port, gate)
         try:
             await site.start()
         except OSError as exc:
