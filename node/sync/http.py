@@ -341,7 +341,7 @@ async def handle_exchange(request: web.Request, sessions: HttpSessions) -> web.R
     body = await request.read()
     try:
         exchange = _request_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
         raise web.HTTPBadRequest(text=f"not a sync exchange: {exc}") from exc
     if exchange.session is None:
         session = sessions.open()
@@ -450,7 +450,7 @@ class HttpChannel:
             raise network_error(self._peer, exc, connecting=self._session is None) from exc
         try:
             reply = _reply_decoder.decode(payload)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
             raise ProtocolError(f"{self._peer} did not answer like a circle-node: {exc}") from exc
         self._session = reply.session
         return reply
