@@ -11,7 +11,7 @@ Mode A (always runs): a link is cut by stopping a node's `serve`; the stopped no
 taking writes offline. Mode B: each node in its own Linux network namespace on a bridge,
 and the network really splits into two sides that keep syncing among themselves
 (blackhole routes between the sides); needs root and `ip netns`, else it is skipped with the
-reason. Phases: `CIRCLE_NODE_PARTITION_PHASES` (default 3).
+reason. Phases: `CIRCLE_NODE_PARTITION_PHASES` (default 2).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from node.replica import Replica
 from node.store.peers import PeerBook
 
 N = 5
-PHASES = int(os.environ.get("CIRCLE_NODE_PARTITION_PHASES", "3"))
+PHASES = int(os.environ.get("CIRCLE_NODE_PARTITION_PHASES", "2"))
 SEED = int(os.environ.get("CIRCLE_NODE_PARTITION_SEED", str(random.randrange(2**32))))
 EDITS = 3  # Yjs edits per node per phase
 # a lost peer is retried quickly, and writes by other processes are noticed quickly
@@ -116,13 +116,16 @@ async def _materialized(home: Path, circle: bytes, doc: bytes) -> dict[str, Any]
 
 def _build(tmp_path: Path, hosts: list[str], ports: list[int], netns: list[str | None]) -> Cluster:
     """Five homes with a member each, one circle they all host, every node a peer of all."""
-    nodes = []
-    for i in range(N):
+
+    def make(i: int) -> tuple[Node, bytes]:
         home = tmp_path / f"n{i}"
         node = bytes.fromhex(cli(home, "init", "--name", f"node{i}").data["node"])
         card = cli(home, "member", "create", "--name", f"m{i}").data["card"]
         served = Served(home, hosts[i], ports[i], netns=netns[i], env=FAST)
-        nodes.append((Node(home, node, f"m{i}", served), parse_card(card).member))
+        return Node(home, node, f"m{i}", served), parse_card(card).member
+
+    with ThreadPoolExecutor(N) as pool:  # the CLI processes of the five homes at once
+        nodes = list(pool.map(make, range(N)))
     founder = Author()
     genesis = founder.genesis(home=nodes[0][0].node)
     circle = genesis.circle
@@ -151,10 +154,12 @@ async def _peer_all(cluster: Cluster) -> None:
 
 def _converge(cluster: Cluster, timeout: float = 90) -> dict[bytes, dict[bytes, int]]:
     """Wait until every node holds the same heights; those heights."""
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
     while True:
         seen = [asyncio.run(_heights(n.home)) for n in cluster.nodes]
         if all(s == seen[0] for s in seen) and cluster.circle in seen[0]:
+            print(f"converged in {time.monotonic() - began:.1f} s")
             return seen[0]
         if time.monotonic() > deadline:
             counts = [sum(s.get(cluster.circle, {}).values()) for s in seen]
@@ -188,7 +193,8 @@ def _settle(cluster: Cluster) -> None:
     # the initial 11 ops plus everything written while partitioned
     assert sum(held[cluster.circle].values()) == 1 + 2 * N + cluster.written
     assert len(doc["m"]) == N * PHASES * EDITS
-    ideas = [_ideas(n.home, cluster.circle) for n in cluster.nodes]
+    with ThreadPoolExecutor(N) as pool:
+        ideas = list(pool.map(lambda n: _ideas(n.home, cluster.circle), cluster.nodes))
     assert all(i == ideas[0] for i in ideas)
     assert len(ideas[0]) == N * PHASES
 
