@@ -10,7 +10,10 @@ members index gave a traceback. Each now is a clear ``NodeError`` and changes no
 
 from __future__ import annotations
 
+import random
+import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -86,3 +89,33 @@ def test_members_index_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None
     listed = cli(home, "member", "list")
     assert listed.code != 0
     assert "damaged" in listed.data["error"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_targets() -> Any:
+    """``fuzz/targets.py`` (the atheris harness's targets, which need no atheris)."""
+    sys.path.insert(0, str(Path(__file__).parents[2] / "fuzz"))
+    try:
+        import targets
+    finally:
+        sys.path.pop(0)
+    return targets
+
+
+def test_fuzz_targets_hold_their_contract_on_mutated_seeds(fuzz_targets: Any) -> None:
+    """Every atheris target runs on its seeds and on cut and flipped copies of them with
+    nothing but NodeErrors raised inside (so the harness cannot rot between long runs)."""
+    rng = random.Random(8)
+    for name, (target, make_seeds) in fuzz_targets.TARGETS.items():
+        seeds = make_seeds()
+        assert seeds, name
+        for seed in seeds:
+            target(seed)
+            for _ in range(30):
+                blob = bytearray(seed)
+                spot = rng.randrange(len(blob))
+                if rng.random() < 0.5:
+                    del blob[spot:]
+                else:
+                    blob[spot] ^= rng.randrange(1, 256)
+                target(bytes(blob))
