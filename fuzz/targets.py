@@ -12,6 +12,7 @@ inside the formats instead of at their magic bytes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 import tempfile
@@ -199,16 +200,26 @@ def _seed_bundle() -> list[bytes]:
 
 
 def fuzz_card(data: bytes) -> None:
-    """A member card pasted in: any text, decoded leniently like a paste would be."""
-    try:
-        parse_card(data.decode("utf-8", errors="replace"))
-    except NodeError:
-        pass
+    """A member card pasted in: the bytes as text (decoded leniently, as a paste would be),
+    and the bytes as a card's contents under a valid prefix and base64url, so the fuzzer
+    reaches the msgpack decoder and the field checks too."""
+    for text in (
+        data.decode("utf-8", errors="replace"),
+        "cn1:" + base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii"),
+    ):
+        try:
+            parse_card(text)
+        except NodeError:
+            pass
 
 
 def _seed_card() -> list[bytes]:
-    card = make_card(_KEY, "alice", bytes(32), "http://10.0.0.2:7400")
-    return [card.to_text().encode(), make_card(_KEY, "b", bytes(32), None).to_text().encode()]
+    texts = [
+        make_card(_KEY, "alice", bytes(32), "http://10.0.0.2:7400").to_text(),
+        make_card(_KEY, "b", bytes(32), None).to_text(),
+    ]
+    raw = [base64.urlsafe_b64decode(t[4:] + "=" * (-len(t[4:]) % 4)) for t in texts]
+    return [t.encode() for t in texts] + raw
 
 
 # ---- node.toml -----------------------------------------------------------------------------
