@@ -325,6 +325,10 @@ def test_network_partitions_in_namespaces_heal_and_converge(
             _split(namespaces, side, cut=True)
             cluster.write_everywhere(phase)
             time.sleep(rng.uniform(0.5, 1.5))  # each side syncs within itself meanwhile
+            inside = asyncio.run(_heights(cluster.nodes[min(side)].home))[cluster.circle]
+            outside = next(i for i in range(N) if i not in side)
+            beyond = asyncio.run(_heights(cluster.nodes[outside].home))[cluster.circle]
+            assert inside != beyond, "the split let ops through"  # both sides wrote
             _split(namespaces, side, cut=False)
         _converge(cluster)
         _settle(cluster)
