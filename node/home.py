@@ -367,7 +367,7 @@ class NodeHome:
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
         try:
             items = msgspec.json.decode(raw, type=list[_IndexEntry])
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
             raise ConfigError(f"{path} is damaged ({exc}): restore it from a backup") from exc
         entries = []
         for item in items:

@@ -115,7 +115,7 @@ def encode_body(body: Genesis | AuthBody) -> bytes:
 def decode_auth_body(data: bytes) -> AuthBody:
     try:
         body: AuthBody = _auth_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
         raise DecodeError(f"malformed auth body: {exc}") from exc
     return body
 
@@ -123,7 +123,7 @@ def decode_auth_body(data: bytes) -> AuthBody:
 def decode_genesis(data: bytes) -> Genesis:
     try:
         return _genesis_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
         raise DecodeError(f"malformed genesis body: {exc}") from exc
 
 

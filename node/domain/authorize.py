@@ -51,7 +51,7 @@ def record_type(body: bytes) -> str:
     """The ``t`` field of a record body (every record is a msgpack map with one)."""
     try:
         return _record_type.decode(body).t
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
         raise DecodeError(f"malformed record body: {exc}") from exc
 
 

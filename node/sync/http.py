@@ -339,7 +339,7 @@ async def handle_exchange(
         raise web.HTTPRequestTimeout(text="the request body arrived too slowly") from None
     try:
         exchange = _request_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
         return _refusal(400, f"not a sync exchange: {exc}")
     del body
     incoming = list(exchange.messages)
@@ -459,7 +459,7 @@ class HttpChannel:
             raise network_error(self._peer, exc, connecting=self._session is None) from exc
         try:
             reply = _reply_decoder.decode(payload)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
             raise ProtocolError(f"{self._peer} did not answer like a circle-node: {exc}") from exc
         self._session = reply.session
         return reply
