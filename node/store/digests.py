@@ -1,0 +1,43 @@
+"""Derived per-circle digests of folded governance: all SQL for the ``digests`` table.
+
+Invariants:
+
+* A digest is derived data: a pure function of what its ``stamp`` covers (the circle's
+  chain heads and the ops not stored as valid, plus the digest format). A reader compares
+  the stamp with one it computes from the store *now* and ignores a row that does not
+  match, so a row can be stale or damaged without ever being shown.
+* Rows are only ever replaced whole; deleting any or all of them loses nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from node.errors import StorageError
+from node.store.store import Store
+
+
+class DigestTable:
+    """The ``digests`` table of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(self, circle: bytes) -> tuple[bytes, bytes] | None:
+        """``(stamp, body)`` stored for ``circle``, or None."""
+        try:
+            async with self.store.db.execute(
+                "SELECT stamp, body FROM digests WHERE circle = ?", (circle,)
+            ) as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the store {self.store.path}: {exc}") from exc
+        return (bytes(row[0]), bytes(row[1])) if row else None
+
+    async def put(self, circle: bytes, stamp: bytes, body: bytes) -> None:
+        """Store (or replace) the digest of ``circle``, in its own transaction."""
+        async with self.store.write():
+            await self.store.db.execute(
+                "INSERT OR REPLACE INTO digests (circle, stamp, body) VALUES (?, ?, ?)",
+                (circle, stamp, body),
+            )
