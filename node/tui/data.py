@@ -18,9 +18,7 @@ from node.domain.governance.logbook import LogEntry, day_of
 from node.governance import CircleGovernance, circle_logbook, load
 from node.replica import Replica
 from node.store.peers import Peer, PeerBook
-from node.tui.digest import Digest, circle_digest, digest_of, stamp_of
-
-RECENT_DECISIONS = 50
+from node.tui.digest import RECENT_DECISIONS, Digest, circle_digest, digest_of, stamp_of
 
 
 def level_name(level: Level | None) -> str:
@@ -74,7 +72,7 @@ class CircleSummary:
     circle: bytes
     open_proposals: int
     inbox: list[InboxItem]
-    decisions: list[DecisionItem]
+    decisions: list[DecisionItem]  # the circle's newest RECENT_DECISIONS, newest first
 
 
 def circle_name(state: AuthState) -> str:

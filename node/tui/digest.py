@@ -35,6 +35,7 @@ from node.store.digests import DigestTable
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump whenever the digest or the rules that fold it change meaning
+RECENT_DECISIONS = 50  # the dashboard shows the newest 50 over all circles: 50 per circle do
 
 
 class OpenItem(msgspec.Struct, array_like=True, frozen=True):
@@ -62,7 +63,7 @@ class Digest(msgspec.Struct, array_like=True, frozen=True):
     format: int
     open_count: int
     open: list[OpenItem]  # by (ts, op id)
-    decided: list[DecidedItem]
+    decided: list[DecidedItem]  # the newest RECENT_DECISIONS, newest first
     reviews: list[ReviewItem]  # by (review date, id)
 
 
@@ -110,7 +111,8 @@ def digest_of(cg: CircleGovernance) -> Digest:
         if a.state == IN_FORCE and not a.amending and a.review_date is not None
     ]
     reviews.sort(key=lambda r: (r.review_date, r.agreement))
-    return Digest(FORMAT, open_count, opened, decided, reviews)
+    decided.sort(key=lambda d: (-d.ts, d.proposal))
+    return Digest(FORMAT, open_count, opened, decided[:RECENT_DECISIONS], reviews)
 
 
 async def stamp_of(replica: Replica, circle: bytes) -> bytes:
