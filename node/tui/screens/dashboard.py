@@ -23,7 +23,6 @@ from node.tui.data import (
     load_circle_items,
     load_peers,
     recent_decisions,
-    today_iso,
 )
 from node.tui.messages import CirclesLoaded, SummariesLoaded
 from node.tui.screens.base import DataScreen
@@ -50,6 +49,8 @@ class DashboardScreen(DataScreen):
         Binding("d", "panel('decisions')", "Decisions"),
         Binding("s", "panel('sync')", "Sync"),
         Binding("t", "focus_tree", "Circles"),
+        Binding("p", "peers", "Peers"),
+        Binding("b", "bundles", "Bundles"),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -106,7 +107,7 @@ class DashboardScreen(DataScreen):
         try:
             circles = await load_circle_items(replica, me)
             self.post_message(CirclesLoaded(circles, await load_peers(replica)))
-            today = today_iso()
+            today = self.session.options.today()
             cache = self.session.summaries
             summaries: list[CircleSummary] = []
             shown = time.monotonic()
@@ -126,7 +127,7 @@ class DashboardScreen(DataScreen):
         self.query_one("#no-circles").display = not message.circles
         self._peers = {peer.url: peer for peer in message.peers}
         table = self.query_one(PeersTable)
-        table.show(message.peers)
+        table.show(message.peers, self.session.options.clock())
         self.query_one("#no-peers").display = not message.peers
         self.show_peer(table.selected_key)
 
@@ -167,6 +168,16 @@ class DashboardScreen(DataScreen):
         table = {"inbox": InboxTable, "decisions": DecisionsTable, "sync": PeersTable}[panel]
         self.query_one(table).focus()
 
+    def action_peers(self) -> None:
+        from node.tui.screens.peers import PeersScreen  # zeroconf loads only when asked for
+
+        self.app.push_screen(PeersScreen(self.session))
+
+    def action_bundles(self) -> None:
+        from node.tui.screens.bundles import BundlesScreen
+
+        self.app.push_screen(BundlesScreen(self.session))
+
     def action_focus_tree(self) -> None:
         self.query_one(CircleTree).focus()
 
@@ -182,7 +193,7 @@ class DashboardScreen(DataScreen):
         detail = self.query_one("#peer-detail", Static)
         detail.display = peer is not None
         if peer is not None:
-            detail.update(peer_detail(peer))
+            detail.update(peer_detail(peer, self.session.options.clock()))
 
     @on(Tree.NodeSelected, "#circles")
     def open_circle(self, event: Tree.NodeSelected[bytes]) -> None:

@@ -13,9 +13,12 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
+from node.tui.screens.bundles import BundlesScreen
 from node.tui.screens.circle import CircleScreen
 from node.tui.screens.dashboard import DashboardScreen
 from node.tui.screens.forms import AmendScreen, NewProposalScreen, ReasonScreen
+from node.tui.screens.ops_forms import ConfirmScreen
+from node.tui.screens.peers import PeersScreen
 from node.tui.screens.proposal import ProposalScreen
 from node.tui.screens.setup import SetupScreen
 
@@ -26,6 +29,9 @@ SCREENS: tuple[tuple[str, type[Screen[Any]]], ...] = (
     ("New proposal", NewProposalScreen),
     ("Amend", AmendScreen),
     ("Reason", ReasonScreen),
+    ("Peers", PeersScreen),
+    ("Bundles", BundlesScreen),
+    ("Confirm", ConfirmScreen),
     ("First run", SetupScreen),
 )
 LIST_KEYS = [
