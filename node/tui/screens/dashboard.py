@@ -48,10 +48,11 @@ class DashboardScreen(DataScreen):
         Binding("i", "panel('inbox')", "Inbox"),
         Binding("d", "panel('decisions')", "Decisions"),
         Binding("s", "panel('sync')", "Sync"),
-        Binding("t", "focus_tree", "Circles"),
+        # t and r stay out of the footer, so it fits 80 columns (help lists every key)
+        Binding("t", "focus_tree", "Circles", show=False),
         Binding("p", "peers", "Peers"),
         Binding("b", "bundles", "Bundles"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Refresh", show=False),
     ]
 
     def __init__(self, session: Session) -> None:
