@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from node.errors import StorageError
 from node.store.store import Store
@@ -33,6 +34,23 @@ class DigestTable:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read the store {self.store.path}: {exc}") from exc
         return (bytes(row[0]), bytes(row[1])) if row else None
+
+    async def marks(self, circle: bytes) -> list[Any]:
+        """What else a digest's stamp covers beyond heads and non-valid ops: how many ops
+        the circle holds and the latest arrival (any insert or removal moves one), and the
+        authors frozen in it after an equivocation."""
+        try:
+            async with self.store.db.execute(
+                "SELECT COUNT(*), MAX(lseq) FROM ops WHERE circle = ?", (circle,)
+            ) as cursor:
+                counts = await cursor.fetchone()
+            async with self.store.db.execute(
+                "SELECT author, from_seq FROM frozen WHERE circle = ? ORDER BY author", (circle,)
+            ) as cursor:
+                frozen = await cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the store {self.store.path}: {exc}") from exc
+        return [list(counts or ()), [list(row) for row in frozen]]
 
     async def put(self, circle: bytes, stamp: bytes, body: bytes) -> None:
         """Store (or replace) the digest of ``circle``, in its own transaction."""

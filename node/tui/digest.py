@@ -9,13 +9,14 @@ decisions, and the agreements in force with their review dates. The member and `
 are applied when it is read (:func:`summary_of`), so one digest serves every member.
 
 Freshness. A digest is stored with a *stamp*: a hash of the digest format, every author's
-chain head in the circle (any new op of the circle, auth or record, moves one) and the
-lowest seq per author stored as anything but valid (a soft fail or an equivocation moves
-that). Everything a fold reads is covered, so a digest whose stamp equals the one
-computed from the store now is exactly what a fold would give now; any other row is
-ignored and refolded, never shown. The stamp is read before the fold and again after it,
-and the digest is stored only if both agree (another process may commit meanwhile).
-A row that does not decode is treated as missing.
+chain head in the circle (any new op of the circle, auth or record, moves one), the
+lowest seq per author stored as anything but valid (a soft fail moves that), the number
+of the circle's ops and its latest arrival (any insert or removal), and the authors
+frozen in it after an equivocation. Everything a fold reads is covered, so a digest whose
+stamp equals the one computed from the store now is exactly what a fold would give now;
+any other row is ignored and refolded, never shown. The stamp is read before the fold and
+again after it, and the digest is stored only if both agree (another process may commit
+meanwhile). A row that does not decode is treated as missing.
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ async def stamp_of(replica: Replica, circle: bytes) -> bytes:
     """What a fold of ``circle`` depends on, hashed (see the module docstring)."""
     heads = await replica.store.heads_for(circle)
     stops = await replica.store.first_unforwardable(circle)
+    marks = await DigestTable(replica.store).marks(circle)
     h = hashlib.blake2b(digest_size=32)
-    h.update(_encoder.encode([FORMAT, sorted(heads.items()), sorted(stops.items())]))
+    h.update(_encoder.encode([FORMAT, sorted(heads.items()), sorted(stops.items()), marks]))
     return h.digest()
 
 
