@@ -54,8 +54,11 @@ class DigestTable:
 
     async def put(self, circle: bytes, stamp: bytes, body: bytes) -> None:
         """Store (or replace) the digest of ``circle``, in its own transaction."""
+        await self.put_many([(circle, stamp, body)])
+
+    async def put_many(self, rows: list[tuple[bytes, bytes, bytes]]) -> None:
+        """Store (or replace) ``(circle, stamp, body)`` rows in one transaction."""
         async with self.store.write():
-            await self.store.db.execute(
-                "INSERT OR REPLACE INTO digests (circle, stamp, body) VALUES (?, ?, ?)",
-                (circle, stamp, body),
+            await self.store.db.executemany(
+                "INSERT OR REPLACE INTO digests (circle, stamp, body) VALUES (?, ?, ?)", rows
             )

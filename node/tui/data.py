@@ -18,7 +18,14 @@ from node.domain.governance.logbook import LogEntry, day_of
 from node.governance import CircleGovernance, circle_logbook, load
 from node.replica import Replica
 from node.store.peers import Peer, PeerBook
-from node.tui.digest import RECENT_DECISIONS, Digest, circle_digest, digest_of, stamp_of
+from node.tui.digest import (
+    RECENT_DECISIONS,
+    Digest,
+    circle_digest,
+    digest_of,
+    save_digests,
+    stamp_of,
+)
 
 
 def level_name(level: Level | None) -> str:
@@ -114,10 +121,12 @@ class SummaryCache:
     every chain head and every op not stored as valid); a summary is reused while its
     stamp, the member, the day and the circle's name are unchanged. Otherwise the circle's
     digest comes from the store when its stamp matches (another start-up or another TUI
-    folded it), else from a fresh fold. So nothing shown is older than the store."""
+    folded it), else from a fresh fold, kept until :meth:`save` stores it. So nothing
+    shown is older than the store."""
 
     def __init__(self) -> None:
         self._held: dict[bytes, tuple[object, CircleSummary]] = {}
+        self._unsaved: dict[bytes, tuple[bytes, bytes]] = {}  # circle -> (stamp, digest)
 
     async def summary(
         self, replica: Replica, circle: bytes, name: str, me: bytes, today: str
@@ -128,9 +137,17 @@ class SummaryCache:
         held = self._held.get(circle)
         if held is not None and held[0] == key:
             return held[1]
-        found = summary_of(await circle_digest(replica, circle, stamp), circle, name, me, today)
+        digest, unsaved = await circle_digest(replica, circle, stamp)
+        if unsaved is not None:
+            self._unsaved[circle] = (stamp, unsaved)
+        found = summary_of(digest, circle, name, me, today)
         self._held[circle] = (key, found)
         return found
+
+    async def save(self, replica: Replica) -> None:
+        """Store the digests folded since the last save, for the next start-up."""
+        unsaved, self._unsaved = self._unsaved, {}
+        await save_digests(replica, unsaved)
 
 
 async def load_circle_items(replica: Replica, me: bytes) -> list[CircleItem]:

@@ -16,7 +16,8 @@ frozen in it after an equivocation. Everything a fold reads is covered, so a dig
 stamp equals the one computed from the store now is exactly what a fold would give now;
 any other row is ignored and refolded, never shown. The stamp is read before the fold and
 again after it, and the digest is stored only if both agree (another process may commit
-meanwhile). A row that does not decode is treated as missing.
+meanwhile); storing waits until the dashboard is drawn, all circles in one transaction.
+A row that does not decode is treated as missing.
 """
 
 from __future__ import annotations
@@ -126,19 +127,33 @@ async def stamp_of(replica: Replica, circle: bytes) -> bytes:
     return h.digest()
 
 
-async def circle_digest(replica: Replica, circle: bytes, stamp: bytes) -> Digest:
+async def circle_digest(
+    replica: Replica, circle: bytes, stamp: bytes
+) -> tuple[Digest, bytes | None]:
     """The digest of ``circle`` whose store stamp is ``stamp`` (just read): the stored one
-    if its stamp matches, else a fresh fold, stored for the next start-up."""
-    table = DigestTable(replica.store)
-    stored = await table.get(circle)
+    if its stamp matches, else a fresh fold. The second value is the encoded fresh fold
+    to store under ``stamp`` (:func:`save_digests`), or None: nothing to store (it was
+    read from the store, or another process committed while it was folded)."""
+    stored = await DigestTable(replica.store).get(circle)
     if stored is not None and stored[0] == stamp:
         found = decode(stored[1])
         if found is not None:
-            return found
+            return found, None
     digest = digest_of(await load(replica, circle))
-    if await stamp_of(replica, circle) == stamp:
-        try:
-            await table.put(circle, stamp, encode(digest))
-        except NodeError as exc:  # a read-only or full store: the dashboard still works
-            log.warning("cannot keep the governance digest of a circle: %s", exc)
-    return digest
+    fresh = await stamp_of(replica, circle) == stamp
+    return digest, encode(digest) if fresh else None
+
+
+async def save_digests(replica: Replica, digests: dict[bytes, tuple[bytes, bytes]]) -> None:
+    """Store ``{circle: (stamp, body)}`` in one transaction. A digest stays right for its
+    stamp even if the circle moved on since, so this can wait until the screen is drawn.
+    A store that cannot be written (read-only, full, locked) only costs the next start a
+    fold."""
+    if not digests:
+        return
+    try:
+        await DigestTable(replica.store).put_many(
+            [(circle, stamp, body) for circle, (stamp, body) in sorted(digests.items())]
+        )
+    except NodeError as exc:
+        log.warning("cannot keep the dashboard's governance digests: %s", exc)

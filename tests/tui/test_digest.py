@@ -43,7 +43,10 @@ async def test_a_new_start_reads_the_stored_digest_without_folding(
     me = node.alice.member
     async with Replica.open(node.home.store_path) as replica:
         open_pid, agreed = await furnish(replica, node)
-        first = await SummaryCache().summary(replica, node.circle, "Garden", me, FAR_FUTURE)
+        cache = SummaryCache()
+        first = await cache.summary(replica, node.circle, "Garden", me, FAR_FUTURE)
+        assert await DigestTable(replica.store).get(node.circle) is None  # not before save
+        await cache.save(replica)
         stored = await DigestTable(replica.store).get(node.circle)
         assert stored is not None
         assert stored[0] == await stamp_of(replica, node.circle)
@@ -80,7 +83,9 @@ async def test_an_op_from_another_process_makes_the_stored_digest_stale(node: No
     me = node.alice.member
     async with Replica.open(node.home.store_path) as replica:
         open_pid, _ = await furnish(replica, node)
-        await SummaryCache().summary(replica, node.circle, "Garden", me, FAR_FUTURE)
+        cache = SummaryCache()
+        await cache.summary(replica, node.circle, "Garden", me, FAR_FUTURE)
+        await cache.save(replica)
         async with Replica.open(node.home.store_path) as other:
             await take_position(other, node.bob, open_pid.hex(), "consent", "")
             await take_position(other, node.alice_key, open_pid.hex(), "consent", "")
@@ -102,8 +107,10 @@ async def test_a_damaged_or_foreign_row_is_refolded(node: Node) -> None:
         for body in (b"\xff\x00garbage", encode(digest_module.Digest(FORMAT + 1, 0, [], [], []))):
             await table.put(node.circle, stamp, body)
             assert decode(body) is None
-            again = await SummaryCache().summary(replica, node.circle, "Garden", me, FAR_FUTURE)
+            cache = SummaryCache()
+            again = await cache.summary(replica, node.circle, "Garden", me, FAR_FUTURE)
             assert again == good
+            await cache.save(replica)
             stored = await table.get(node.circle)
             assert stored is not None
             assert decode(stored[1]) is not None

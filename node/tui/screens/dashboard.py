@@ -121,6 +121,7 @@ class DashboardScreen(DataScreen):
             self.fail(exc)
             return
         self.post_message(SummariesLoaded(summaries, len(circles)))
+        await cache.save(replica)  # after the screen has what it needs: it may wait on a lock
 
     def on_circles_loaded(self, message: CirclesLoaded) -> None:
         self._circles = message.circles
