@@ -114,3 +114,35 @@ async def test_a_damaged_or_foreign_row_is_refolded(node: Node) -> None:
             stored = await table.get(node.circle)
             assert stored is not None
             assert decode(stored[1]) is not None
+
+
+async def test_a_restart_after_another_process_decided_shows_it_agreed(node: Node) -> None:
+    """The TUI stores digests on its first start; the proposal then gets agreed from
+    another process; the next start shows it under Decisions and not in the inbox."""
+    from textual.widgets import DataTable
+    from tui_kit import unlock
+
+    from node.tui.app import CircleNodeApp
+    from node.tui.session import Options
+
+    async with Replica.open(node.home.store_path) as replica:
+        open_pid, _ = await furnish(replica, node)
+
+    def rows(app: CircleNodeApp, table: str) -> list[str]:
+        found = app.screen.query_one(table, DataTable)
+        return [str(found.get_row(key)[-1]) for key in found.rows]
+
+    app = CircleNodeApp(node.home, Options(lan=False))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await unlock(pilot)
+        assert "Water the beds" in rows(app, "#inbox-table")
+        await app.workers.wait_for_complete()  # the load ends by storing the digests
+    async with Replica.open(node.home.store_path) as replica:
+        assert await DigestTable(replica.store).get(node.circle) is not None
+        await take_position(replica, node.bob, open_pid.hex(), "consent", "")
+        await take_position(replica, node.alice_key, open_pid.hex(), "consent", "")
+    app = CircleNodeApp(node.home, Options(lan=False))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await unlock(pilot)
+        assert "Water the beds" not in rows(app, "#inbox-table")
+        assert "Water the beds" in rows(app, "#decisions-table")
