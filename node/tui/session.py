@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from node.commands.base import open_replica
 from node.crypto.keys import KeyPair
@@ -38,8 +38,8 @@ class Options:
     lan_interfaces: list[str] | None = None
 
     def today(self) -> str:
-        """Today's date (UTC, as records' days are shown), ``YYYY-MM-DD``."""
-        return datetime.fromtimestamp(self.clock(), UTC).date().isoformat()
+        """Today's local date, ``YYYY-MM-DD`` (as the CLI judges overdue reviews)."""
+        return datetime.fromtimestamp(self.clock()).date().isoformat()
 
 
 class StoreLink:
