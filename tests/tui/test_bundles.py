@@ -135,8 +135,9 @@ async def test_a_tampered_bundle_is_refused_by_name_and_changes_nothing(
 async def test_export_refuses_to_overwrite_and_names_missing_files(
     node: Node, tmp_path: Path
 ) -> None:
-    """An existing target without "replace" and a missing bundle are notifications that
-    say what to do; nothing is written or read."""
+    """An existing target without "replace", a --for node that hosts none of the circles
+    and a missing bundle are notifications that say what to do, before any key is asked
+    for; nothing is written or read."""
     existing = tmp_path / "there.bundle"
     existing.write_bytes(b"keep me")
     notes = Notes()
@@ -147,6 +148,12 @@ async def test_export_refuses_to_overwrite_and_names_missing_files(
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: notes.any("already exists"), "the refusal")
         assert not isinstance(app.screen, NodePassphraseScreen)  # refused before any key
+        app.screen.query_one("#export-path", Input).value = str(tmp_path / "new.bundle")
+        await fill(pilot, "export-for", "ab" * 32)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: notes.any("hosts none of the circles"), "the refusal")
+        assert not isinstance(app.screen, NodePassphraseScreen)
+        assert not (tmp_path / "new.bundle").exists()
         await pilot.press("ctrl+o")
         await type_text(pilot, str(tmp_path / "missing.bundle"))
         await pilot.press("ctrl+s")

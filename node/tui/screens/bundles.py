@@ -37,7 +37,7 @@ from textual.widgets import (
 from node.commands.bundle import atomic_output, check_target, open_input, parse_target, read_heights
 from node.crypto.keys import KeyPair
 from node.errors import NodeError
-from node.sync.bundle import export_bundle, import_bundle, plan_export
+from node.sync.bundle import ExportPlan, export_bundle, import_bundle, plan_export
 from node.tui.data import CircleItem, load_circle_items, short
 from node.tui.ops_data import import_problem, import_summary
 from node.tui.screens.base import DataScreen
@@ -191,8 +191,22 @@ class BundlesScreen(DataScreen):
         except NodeError as exc:
             self.fail(exc)
             return
+        self._plan(form)
+
+    @work(group="bundle", exclusive=True)
+    async def _plan(self, form: ExportForm) -> None:
+        """Everything that can be refused (the heights file, the circles, what --for may
+        host) is checked before the node key is asked for, as `bundle export` does."""
+        try:
+            since = read_heights(form.since) if form.since else None
+            plan = await plan_export(
+                self.session.replica, circles=form.circles, for_node=form.for_node, since=since
+            )
+        except NodeError as exc:
+            self.fail(exc)
+            return
         why = "A bundle is signed by this node, so the receiver knows where it came from."
-        with_node_key(self, why, lambda key: self._export(form, key))
+        with_node_key(self, why, lambda key: self._export(form, plan, key))
 
     def start_import(self) -> None:
         text = self.query_one("#import-path", Input).value.strip()
@@ -214,14 +228,10 @@ class BundlesScreen(DataScreen):
         self.query_one("#bundle-status", Static).update(what)
 
     @work(group="bundle", exclusive=True)
-    async def _export(self, form: ExportForm, key: KeyPair) -> None:
+    async def _export(self, form: ExportForm, plan: ExportPlan, key: KeyPair) -> None:
         replica = self.session.replica
         self.started(f"Writing {form.path}…")
         try:
-            since = read_heights(form.since) if form.since else None
-            plan = await plan_export(
-                replica, circles=form.circles, for_node=form.for_node, since=since
-            )
             with atomic_output(form.path, form.force) as out:
                 report = await export_bundle(
                     replica,
