@@ -20,6 +20,7 @@ from node.crypto.keys import KeyPair
 from node.errors import ConfigError, NodeError
 from node.home import NodeHome, ask_passphrase
 from node.logs import log_to_stderr
+from node.replica import Replica
 from node.service import NodeService, ServiceConfig, SyncResult, sync_once
 from node.store.peers import PeerBook
 from node.sync.discovery import Discovery
@@ -185,6 +186,40 @@ async def _targets(home: NodeHome, url: str | None) -> list[tuple[str, bytes | N
     return [(p.url, p.node) for p in peers]
 
 
+async def sync_and_record(
+    replica: Replica,
+    key: KeyPair,
+    targets: list[tuple[str, bytes | None]],
+    limit: float,
+    connect_timeout: float,
+) -> list[SyncResult]:
+    """One sync round with each ``(url, pinned node key)`` at once, each contact recorded
+    in the peers table (what ``sync --once`` and the TUI's "sync now" do)."""
+    results = await asyncio.gather(
+        *(
+            sync_once(
+                replica,
+                key,
+                url,
+                expected_peer=pin,
+                time_limit=limit,
+                connect_timeout=connect_timeout,
+            )
+            for url, pin in targets
+        )
+    )
+    book = PeerBook(replica.store)
+    for result in results:
+        await book.record_contact(
+            result.peer,
+            node=result.node,
+            ops_sent=result.stats.ops_sent,
+            ops_received=result.stats.ops_received,
+            error=result.stats.error,
+        )
+    return list(results)
+
+
 async def _sync_all(
     home: NodeHome,
     key: KeyPair,
@@ -193,29 +228,7 @@ async def _sync_all(
     connect_timeout: float,
 ) -> list[SyncResult]:
     async with open_replica(home) as replica:
-        results = await asyncio.gather(
-            *(
-                sync_once(
-                    replica,
-                    key,
-                    url,
-                    expected_peer=pin,
-                    time_limit=limit,
-                    connect_timeout=connect_timeout,
-                )
-                for url, pin in targets
-            )
-        )
-        book = PeerBook(replica.store)
-        for result in results:
-            await book.record_contact(
-                result.peer,
-                node=result.node,
-                ops_sent=result.stats.ops_sent,
-                ops_received=result.stats.ops_received,
-                error=result.stats.error,
-            )
-    return list(results)
+        return await sync_and_record(replica, key, targets, limit, connect_timeout)
 
 
 def _result_text(data: dict[str, Any]) -> str:

@@ -81,6 +81,14 @@ class PeerBook:
             raise NotFound(f"no peer {text!r}: `circle-node peer list` shows them")
         return rows[0]
 
+    async def ops_stored_since(self, stamp: int | None) -> int:
+        """Ops stored here after ``stamp`` (unix seconds; None: all): what a peer last seen
+        then may still lack (an upper bound: it may hold some from elsewhere)."""
+        sql = "SELECT COUNT(*) FROM ops" + ("" if stamp is None else " WHERE received > ?")
+        async with self.store.db.execute(sql, () if stamp is None else (stamp,)) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
     async def add(self, url: str, name: str | None = None, *, now: int | None = None) -> Peer:
         """Add a peer; NodeError if the URL or the name is already taken."""
         async with self.store.write():

@@ -53,6 +53,14 @@ MIGRATIONS: list[list[str]] = [
             ops_received INTEGER NOT NULL DEFAULT 0, last_error TEXT)""",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB)",
     ],
+    # 2: derived per-circle governance digests (node/store/digests.py), so a start-up reads
+    # them instead of refolding unchanged circles; safe to empty at any time
+    [
+        """CREATE TABLE digests (
+            circle BLOB PRIMARY KEY, stamp BLOB NOT NULL, body BLOB NOT NULL) WITHOUT ROWID""",
+        # the digest stamp asks, per circle, for the ops not stored as valid: rare rows
+        "CREATE INDEX ops_not_valid ON ops(circle, author, seq) WHERE status != 0",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -234,17 +234,20 @@ async def export_bundle(
     out: BinaryIO,
     *,
     spool_dir: Path | None = None,
+    progress: Progress | None = None,
 ) -> ExportReport:
     """Write the bundle ``plan`` describes to ``out``, signed by ``node_key``.
 
     Sections are sealed into a temp file in ``spool_dir`` first: the head, written first,
-    holds their sizes and hashes."""
+    holds their sizes and hashes. ``progress(circles done, circles)`` after each section."""
     with tempfile.TemporaryFile(dir=spool_dir) as spool:
         entries = []
         total = 0
         for circle in plan.circles:
             entry = await _write_section(replica, plan, circle, spool)
             entries.append(entry)
+            if progress is not None:
+                progress(len(entries), len(plan.circles))
             total += entry.size
             if total > MAX_FILE_BYTES:
                 raise NodeError("the bundle would exceed 2 GiB: export fewer circles at once")

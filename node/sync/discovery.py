@@ -53,12 +53,15 @@ class Discovery:
         name: str = "",
         interfaces: list[str] | None = None,
         on_found: Callable[[Discovered], None] | None = None,
+        announce: bool = True,
     ) -> None:
+        """``announce=False`` only browses (the TUI: it serves nothing itself)."""
         self.node_id = short_id(node_public)
         self.port = port
         self.name = name
         self.interfaces = interfaces
         self.on_found = on_found
+        self.announce = announce
         self.found: dict[str, Discovered] = {}
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
@@ -70,8 +73,9 @@ class Discovery:
             self._zc = AsyncZeroconf(
                 interfaces=self.interfaces or ["0.0.0.0"], ip_version=IPVersion.V4Only
             )
-            self._info = self._service_info()
-            await self._zc.async_register_service(self._info)
+            if self.announce:
+                self._info = self._service_info()
+                await self._zc.async_register_service(self._info)
             self._browser = AsyncServiceBrowser(
                 self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change]
             )
@@ -81,7 +85,8 @@ class Discovery:
                 f"LAN discovery could not start ({exc}); multicast may be blocked here. "
                 "Add peers by hand with `circle-node peer add URL`."
             ) from exc
-        log.info("announcing node %s on the LAN, port %s", self.node_id, self.port)
+        if self.announce:
+            log.info("announcing node %s on the LAN, port %s", self.node_id, self.port)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -13,13 +13,13 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from node.home import NodeHome
-from node.tui.commands import CircleCommands
+from node.tui.commands import CircleCommands, OpsCommands
 from node.tui.messages import Unlocked
 from node.tui.screens.dashboard import DashboardScreen
 from node.tui.screens.help import HelpScreen
 from node.tui.screens.setup import SetupScreen
 from node.tui.screens.unlock import UnlockScreen
-from node.tui.session import StoreLink
+from node.tui.session import Options, StoreLink
 
 CONSOLE_THEME = "ansi-dark"  # the 16 colours of a Linux console (the Pi's own screen)
 
@@ -28,7 +28,7 @@ class CircleNodeApp(App[None]):
     """``circle-node tui``: first run or unlock, then the dashboard."""
 
     CSS_PATH = "circle_node.tcss"
-    COMMANDS = App.COMMANDS | {CircleCommands}
+    COMMANDS = App.COMMANDS | {CircleCommands, OpsCommands}
     TITLE = "circle-node"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -38,10 +38,10 @@ class CircleNodeApp(App[None]):
         Binding("ctrl+p", "command_palette", "Commands", show=False),
     ]
 
-    def __init__(self, home: NodeHome) -> None:
+    def __init__(self, home: NodeHome, options: Options | None = None) -> None:
         super().__init__()
         self.home = home
-        self.link = StoreLink(home)
+        self.link = StoreLink(home, options)
 
     def on_mount(self) -> None:
         if os.environ.get("TERM") == "linux":  # the Linux console: 16 colours, slow redraws

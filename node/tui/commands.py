@@ -71,3 +71,39 @@ class CircleCommands(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), command, text)
+
+
+class OpsCommands(Provider):
+    """Offers "Peers" and "Bundles" (the screens of the same names) once a member is unlocked."""
+
+    def _targets(self) -> list[tuple[str, str, Callable[[], None]]]:
+        screen = self.screen
+        if not isinstance(screen, DataScreen):
+            return []
+        session = screen.session
+
+        def peers() -> None:
+            from node.tui.screens.peers import PeersScreen
+
+            self.app.push_screen(PeersScreen(session))
+
+        def bundles() -> None:
+            from node.tui.screens.bundles import BundlesScreen
+
+            self.app.push_screen(BundlesScreen(session))
+
+        return [
+            ("Peers", "add, remove, sync now, nodes on the LAN", peers),
+            ("Bundles", "export to or import from a file (USB stick)", bundles),
+        ]
+
+    async def discover(self) -> Hits:
+        for name, help_text, run in self._targets():
+            yield DiscoveryHit(Text(name), run, name, help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, run in self._targets():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), run, name, help_text)

@@ -13,14 +13,19 @@ from datetime import date
 
 import node.elections  # noqa: F401  (registers election entries in every circle's logbook)
 from node.domain.auth import AuthState, Level
-from node.domain.governance.agreements import overdue
 from node.domain.governance.consent import OPEN_STATES, Proposal
 from node.domain.governance.logbook import LogEntry, day_of
 from node.governance import CircleGovernance, circle_logbook, load
 from node.replica import Replica
 from node.store.peers import Peer, PeerBook
-
-RECENT_DECISIONS = 50
+from node.tui.digest import (
+    RECENT_DECISIONS,
+    Digest,
+    circle_digest,
+    digest_of,
+    save_digests,
+    stamp_of,
+)
 
 
 def level_name(level: Level | None) -> str:
@@ -74,7 +79,7 @@ class CircleSummary:
     circle: bytes
     open_proposals: int
     inbox: list[InboxItem]
-    decisions: list[DecisionItem]
+    decisions: list[DecisionItem]  # the circle's newest RECENT_DECISIONS, newest first
 
 
 def circle_name(state: AuthState) -> str:
@@ -88,56 +93,61 @@ def awaits(cg: CircleGovernance, proposal: Proposal, me: bytes) -> bool:
     return outcome.state in OPEN_STATES and me in outcome.required and me not in outcome.positions
 
 
-def _inbox_of(cg: CircleGovernance, name: str, me: bytes, today: str) -> list[InboxItem]:
-    items = []
-    for proposal in sorted(cg.gov.proposals.values(), key=lambda p: (p.ts, p.op_id)):
-        if awaits(cg, proposal, me):
-            need = f"position v{proposal.current().number}"
-            title = proposal.body.title
-            items.append(InboxItem("position", cg.circle, name, proposal.id, title, need))
-    for agreement in overdue(cg.agreements(), today):
-        title = agreement.proposal.body.title
-        items.append(InboxItem("review", cg.circle, name, agreement.id, title, "review due"))
-    return items
+def summary_of(digest: Digest, circle: bytes, name: str, me: bytes, today: str) -> CircleSummary:
+    """What the dashboard shows of one circle, for ``me`` on ``today``."""
+    inbox = [
+        InboxItem("position", circle, name, item.proposal, item.title, f"position v{item.version}")
+        for item in digest.open
+        if me in item.waiting
+    ]
+    inbox += [
+        InboxItem("review", circle, name, item.agreement, item.title, "review due")
+        for item in digest.reviews
+        if item.review_date < today
+    ]
+    decisions = [DecisionItem(circle, name, d.proposal, d.title, d.ts) for d in digest.decided]
+    return CircleSummary(circle, digest.open_count, inbox, decisions)
 
 
 def summarise(cg: CircleGovernance, name: str, me: bytes, today: str) -> CircleSummary:
-    decisions = []
-    still_open = 0
-    for proposal in cg.gov.proposals.values():
-        outcome = cg.outcome(proposal)
-        still_open += outcome.state in OPEN_STATES
-        if outcome.decision is not None:
-            title = proposal.body.title
-            ts = outcome.decision.ts
-            decisions.append(DecisionItem(cg.circle, name, proposal.id, title, ts))
-    return CircleSummary(cg.circle, still_open, _inbox_of(cg, name, me, today), decisions)
+    """Fold-to-summary in one step (what :class:`SummaryCache` gives, without caching)."""
+    return summary_of(digest_of(cg), cg.circle, name, me, today)
 
 
 class SummaryCache:
-    """Circle summaries, recomputed only when the circle changed.
+    """Circle summaries, refolded only when the circle changed.
 
-    A summary is reused only while its stamp still matches the store: the member, the day,
-    the circle's name, every author's chain head (any new op of the circle moves one) and
-    the lowest seq per author stored as anything but valid (a demotion moves that). So a
-    summary is a pure function of what the stamp covers, checked on every use."""
+    Each use computes the circle's stamp from the store (:func:`node.tui.digest.stamp_of`:
+    every chain head and every op not stored as valid); a summary is reused while its
+    stamp, the member, the day and the circle's name are unchanged. Otherwise the circle's
+    digest comes from the store when its stamp matches (another start-up or another TUI
+    folded it), else from a fresh fold, kept until :meth:`save` stores it. So nothing
+    shown is older than the store."""
 
     def __init__(self) -> None:
         self._held: dict[bytes, tuple[object, CircleSummary]] = {}
+        self._unsaved: dict[bytes, tuple[bytes, bytes]] = {}  # circle -> (stamp, digest)
 
     async def summary(
         self, replica: Replica, circle: bytes, name: str, me: bytes, today: str
     ) -> CircleSummary:
         await replica.refresh()
-        heads = await replica.store.heads_for(circle)
-        stops = await replica.store.first_unforwardable(circle)
-        stamp = (me, today, name, sorted(heads.items()), sorted(stops.items()))
+        stamp = await stamp_of(replica, circle)
+        key = (stamp, me, today, name)
         held = self._held.get(circle)
-        if held is not None and held[0] == stamp:
+        if held is not None and held[0] == key:
             return held[1]
-        found = summarise(await load(replica, circle), name, me, today)
-        self._held[circle] = (stamp, found)
+        digest, unsaved = await circle_digest(replica, circle, stamp)
+        if unsaved is not None:
+            self._unsaved[circle] = (stamp, unsaved)
+        found = summary_of(digest, circle, name, me, today)
+        self._held[circle] = (key, found)
         return found
+
+    async def save(self, replica: Replica) -> None:
+        """Store the digests folded since the last save, for the next start-up."""
+        unsaved, self._unsaved = self._unsaved, {}
+        await save_digests(replica, unsaved)
 
 
 async def load_circle_items(replica: Replica, me: bytes) -> list[CircleItem]:

@@ -14,8 +14,11 @@ Invariants:
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from node.commands.base import open_replica
 from node.crypto.keys import KeyPair
@@ -24,11 +27,27 @@ from node.replica import Replica
 from node.tui.data import SummaryCache, short
 
 
+@dataclass(frozen=True)
+class Options:
+    """How the app meets the world outside the store: the clock (what "today" and "5 min
+    ago" mean; tests and snapshots fix it) and LAN discovery (off, or on the given
+    interfaces; None: every interface)."""
+
+    clock: Callable[[], float] = time.time
+    lan: bool = True
+    lan_interfaces: list[str] | None = None
+
+    def today(self) -> str:
+        """Today's local date, ``YYYY-MM-DD`` (as the CLI judges overdue reviews)."""
+        return datetime.fromtimestamp(self.clock()).date().isoformat()
+
+
 class StoreLink:
     """Opens the node's replica on first use and closes it when the app ends."""
 
-    def __init__(self, home: NodeHome) -> None:
+    def __init__(self, home: NodeHome, options: Options | None = None) -> None:
         self.home = home
+        self.options = options or Options()
         self._stack = AsyncExitStack()
         self._replica: Replica | None = None
 
@@ -54,6 +73,8 @@ class Session:
     key: KeyPair
     local_writes: int = 0
     summaries: SummaryCache = field(default_factory=SummaryCache)
+    options: Options = field(default_factory=Options)
+    node_key: KeyPair | None = None  # once unlocked for a sync or a bundle; never written
 
     @property
     def me(self) -> bytes:
@@ -70,7 +91,7 @@ class Session:
 
 async def open_session(link: StoreLink, member: MemberEntry, key: KeyPair) -> Session:
     """A session for an unlocked member on the link's replica."""
-    return Session(link.home, await link.replica(), member, key)
+    return Session(link.home, await link.replica(), member, key, options=link.options)
 
 
 def describe_member(member: MemberEntry) -> str:

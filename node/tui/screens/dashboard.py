@@ -23,7 +23,6 @@ from node.tui.data import (
     load_circle_items,
     load_peers,
     recent_decisions,
-    today_iso,
 )
 from node.tui.messages import CirclesLoaded, SummariesLoaded
 from node.tui.screens.base import DataScreen
@@ -49,8 +48,11 @@ class DashboardScreen(DataScreen):
         Binding("i", "panel('inbox')", "Inbox"),
         Binding("d", "panel('decisions')", "Decisions"),
         Binding("s", "panel('sync')", "Sync"),
-        Binding("t", "focus_tree", "Circles"),
-        Binding("r", "refresh", "Refresh"),
+        # t and r stay out of the footer, so it fits 80 columns (help lists every key)
+        Binding("t", "focus_tree", "Circles", show=False),
+        Binding("p", "peers", "Peers"),
+        Binding("b", "bundles", "Bundles"),
+        Binding("r", "refresh", "Refresh", show=False),
         Binding("a", "den", "Angels Den", show=False),
     ]
 
@@ -107,7 +109,7 @@ class DashboardScreen(DataScreen):
         try:
             circles = await load_circle_items(replica, me)
             self.post_message(CirclesLoaded(circles, await load_peers(replica)))
-            today = today_iso()
+            today = self.session.options.today()
             cache = self.session.summaries
             summaries: list[CircleSummary] = []
             shown = time.monotonic()
@@ -120,6 +122,7 @@ class DashboardScreen(DataScreen):
             self.fail(exc)
             return
         self.post_message(SummariesLoaded(summaries, len(circles)))
+        await cache.save(replica)  # after the screen has what it needs: it may wait on a lock
 
     def on_circles_loaded(self, message: CirclesLoaded) -> None:
         self._circles = message.circles
@@ -127,7 +130,7 @@ class DashboardScreen(DataScreen):
         self.query_one("#no-circles").display = not message.circles
         self._peers = {peer.url: peer for peer in message.peers}
         table = self.query_one(PeersTable)
-        table.show(message.peers)
+        table.show(message.peers, self.session.options.clock())
         self.query_one("#no-peers").display = not message.peers
         self.show_peer(table.selected_key)
 
@@ -168,6 +171,16 @@ class DashboardScreen(DataScreen):
         table = {"inbox": InboxTable, "decisions": DecisionsTable, "sync": PeersTable}[panel]
         self.query_one(table).focus()
 
+    def action_peers(self) -> None:
+        from node.tui.screens.peers import PeersScreen  # zeroconf loads only when asked for
+
+        self.app.push_screen(PeersScreen(self.session))
+
+    def action_bundles(self) -> None:
+        from node.tui.screens.bundles import BundlesScreen
+
+        self.app.push_screen(BundlesScreen(self.session))
+
     def action_focus_tree(self) -> None:
         self.query_one(CircleTree).focus()
 
@@ -188,7 +201,7 @@ class DashboardScreen(DataScreen):
         detail = self.query_one("#peer-detail", Static)
         detail.display = peer is not None
         if peer is not None:
-            detail.update(peer_detail(peer))
+            detail.update(peer_detail(peer, self.session.options.clock()))
 
     @on(Tree.NodeSelected, "#circles")
     def open_circle(self, event: Tree.NodeSelected[bytes]) -> None:

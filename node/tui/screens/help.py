@@ -13,6 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
+from node.tui.screens.bundles import BundlesScreen
 from node.tui.screens.circle import CircleScreen
 from node.tui.screens.dashboard import DashboardScreen
 from node.tui.screens.den import DenScreen
@@ -21,6 +22,8 @@ from node.tui.screens.forms import AmendScreen, NewProposalScreen, ReasonScreen
 from node.tui.screens.gov_forms import FieldsScreen
 from node.tui.screens.ideas import IdeasScreen
 from node.tui.screens.joins import JoinsScreen
+from node.tui.screens.ops_forms import ConfirmScreen
+from node.tui.screens.peers import PeersScreen
 from node.tui.screens.proposal import ProposalScreen
 from node.tui.screens.setup import SetupScreen
 
@@ -36,6 +39,9 @@ SCREENS: tuple[tuple[str, type[Screen[Any]]], ...] = (
     ("Amend", AmendScreen),
     ("Reason", ReasonScreen),
     ("Short forms (nominate, pledge, idea...)", FieldsScreen),
+    ("Peers", PeersScreen),
+    ("Bundles", BundlesScreen),
+    ("Confirm", ConfirmScreen),
     ("First run", SetupScreen),
 )
 LIST_KEYS = [

@@ -3,7 +3,6 @@ members and logbook. Each keeps its cursor on the same row when it is refilled."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 
 from rich.text import Text
@@ -100,8 +99,18 @@ class DecisionsTable(RowTable):
         )
 
 
-def when(stamp: int | None) -> str:
-    return time.strftime("%m-%d %H:%M", time.localtime(stamp)) if stamp else "never"
+def ago(stamp: int | None, now: float) -> str:
+    """How long before ``now`` a contact was, short: "never", "just now", "5 min ago",
+    "3 h ago", "12 d ago" (relative, so it reads the same in every time zone)."""
+    if stamp is None:
+        return "never"
+    seconds = max(0, int(now) - stamp)
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"  # pragma: no cover (the loop always returns for seconds >= 60)
 
 
 def peer_status(peer: Peer) -> Text:
@@ -113,11 +122,11 @@ def peer_status(peer: Peer) -> Text:
     return Text("ok", style="green")
 
 
-def peer_detail(peer: Peer) -> Text:
+def peer_detail(peer: Peer, now: float) -> Text:
     """The highlighted peer in full: URL, node key, and the latest contact's error."""
     text = Text(peer.url, style="bold")
     text.append(f"\nnode {peer.node.hex()[:16] if peer.node else 'unknown until first contact'}")
-    text.append(f"\nlast contact {when(peer.last_contact)}")
+    text.append(f"\nlast contact {ago(peer.last_contact, now)}")
     text.append(f" · ops sent {peer.ops_sent}, received {peer.ops_received}")
     if peer.last_error:
         text.append(f"\nlast error: {peer.last_error}", style="red")
@@ -127,14 +136,14 @@ def peer_detail(peer: Peer) -> Text:
 class PeersTable(RowTable):
     COLUMNS = (("", 5), ("Peer", 14), ("Contact", 11), ("Sent", 5), ("Recv", None))
 
-    def show(self, peers: list[Peer]) -> None:
+    def show(self, peers: list[Peer], now: float) -> None:
         self.fill(
             (
                 peer.url,
                 (
                     peer_status(peer),
                     peer.name or peer.url,
-                    when(peer.last_contact),
+                    ago(peer.last_contact, now),
                     str(peer.ops_sent),
                     str(peer.ops_received),
                 ),

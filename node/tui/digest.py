@@ -1,0 +1,159 @@
+"""A circle's governance digest: what the dashboard needs from its folded records, kept
+in the store so a start-up reads it instead of refolding every unchanged circle.
+
+Folding a circle (every record through the consent rules, see :mod:`node.governance`) is
+the cost of a dashboard on a big store: about 0.15 s per 500 proposals on a Pi-class core.
+The digest is the fold's result reduced to plain values that do not depend on who looks
+or on the day: the open proposals with the write members still owed a position, the
+decisions, and the agreements in force with their review dates. The member and ``today``
+are applied when it is read (:func:`summary_of`), so one digest serves every member.
+
+Freshness. A digest is stored with a *stamp*: a hash of the digest format, every author's
+chain head in the circle (any new op of the circle, auth or record, moves one), the
+lowest seq per author stored as anything but valid (a soft fail moves that), the number
+of the circle's ops and its latest arrival (any insert or removal), and the authors
+frozen in it after an equivocation. Everything a fold reads is covered, so a digest whose
+stamp equals the one computed from the store now is exactly what a fold would give now;
+any other row is ignored and refolded, never shown. The stamp is read before the fold and
+again after it, and the digest is stored only if both agree (another process may commit
+meanwhile); storing waits until the dashboard is drawn, all circles in one transaction.
+A row that does not decode is treated as missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import msgspec
+
+from node.domain.governance.agreements import IN_FORCE
+from node.domain.governance.consent import OPEN_STATES
+from node.errors import NodeError
+from node.governance import CircleGovernance, load
+from node.replica import Replica
+from node.store.digests import DigestTable
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump whenever the digest or the rules that fold it change meaning
+RECENT_DECISIONS = 50  # the dashboard shows the newest 50 over all circles: 50 per circle do
+
+
+class OpenItem(msgspec.Struct, array_like=True, frozen=True):
+    proposal: bytes
+    title: str
+    ts: int
+    op_id: bytes
+    version: int  # the current version's number
+    waiting: list[bytes]  # write members the round counts on, with no position on it yet
+
+
+class DecidedItem(msgspec.Struct, array_like=True, frozen=True):
+    proposal: bytes
+    title: str
+    ts: int  # the decision record's time
+
+
+class ReviewItem(msgspec.Struct, array_like=True, frozen=True):
+    agreement: bytes
+    title: str
+    review_date: str  # in force and not being amended: overdue once today is past it
+
+
+class Digest(msgspec.Struct, array_like=True, frozen=True):
+    format: int
+    open_count: int
+    open: list[OpenItem]  # by (ts, op id)
+    decided: list[DecidedItem]  # the newest RECENT_DECISIONS, newest first
+    reviews: list[ReviewItem]  # by (review date, id)
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Digest)
+
+
+def encode(digest: Digest) -> bytes:
+    return _encoder.encode(digest)
+
+
+def decode(body: bytes) -> Digest | None:
+    """The stored digest, or None if it is damaged or of another format."""
+    try:
+        digest = _decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return digest if digest.format == FORMAT else None
+
+
+def digest_of(cg: CircleGovernance) -> Digest:
+    """Reduce a folded circle to its digest."""
+    opened: list[OpenItem] = []
+    decided: list[DecidedItem] = []
+    open_count = 0
+    for proposal in sorted(cg.gov.proposals.values(), key=lambda p: (p.ts, p.op_id)):
+        outcome = cg.outcome(proposal)
+        if outcome.state in OPEN_STATES:
+            open_count += 1
+            waiting = sorted(outcome.required - set(outcome.positions))
+            item = OpenItem(
+                proposal.id,
+                proposal.body.title,
+                proposal.ts,
+                proposal.op_id,
+                proposal.current().number,
+                waiting,
+            )
+            opened.append(item)
+        if outcome.decision is not None:
+            decided.append(DecidedItem(proposal.id, proposal.body.title, outcome.decision.ts))
+    reviews = [
+        ReviewItem(a.id, a.proposal.body.title, a.review_date)
+        for a in cg.agreements()
+        if a.state == IN_FORCE and not a.amending and a.review_date is not None
+    ]
+    reviews.sort(key=lambda r: (r.review_date, r.agreement))
+    decided.sort(key=lambda d: (-d.ts, d.proposal))
+    return Digest(FORMAT, open_count, opened, decided[:RECENT_DECISIONS], reviews)
+
+
+async def stamp_of(replica: Replica, circle: bytes) -> bytes:
+    """What a fold of ``circle`` depends on, hashed (see the module docstring)."""
+    heads = await replica.store.heads_for(circle)
+    stops = await replica.store.first_unforwardable(circle)
+    marks = await DigestTable(replica.store).marks(circle)
+    h = hashlib.blake2b(digest_size=32)
+    h.update(_encoder.encode([FORMAT, sorted(heads.items()), sorted(stops.items()), marks]))
+    return h.digest()
+
+
+async def circle_digest(
+    replica: Replica, circle: bytes, stamp: bytes
+) -> tuple[Digest, bytes | None]:
+    """The digest of ``circle`` whose store stamp is ``stamp`` (just read): the stored one
+    if its stamp matches, else a fresh fold. The second value is the encoded fresh fold
+    to store under ``stamp`` (:func:`save_digests`), or None: nothing to store (it was
+    read from the store, or another process committed while it was folded)."""
+    stored = await DigestTable(replica.store).get(circle)
+    if stored is not None and stored[0] == stamp:
+        found = decode(stored[1])
+        if found is not None:
+            return found, None
+    digest = digest_of(await load(replica, circle))
+    fresh = await stamp_of(replica, circle) == stamp
+    return digest, encode(digest) if fresh else None
+
+
+async def save_digests(replica: Replica, digests: dict[bytes, tuple[bytes, bytes]]) -> None:
+    """Store ``{circle: (stamp, body)}`` in one transaction. A digest stays right for its
+    stamp even if the circle moved on since, so this can wait until the screen is drawn.
+    A store that cannot be written (read-only, full, locked) only costs the next start a
+    fold."""
+    if not digests:
+        return
+    try:
+        await DigestTable(replica.store).put_many(
+            [(circle, stamp, body) for circle, (stamp, body) in sorted(digests.items())]
+        )
+    except NodeError as exc:
+        log.warning("cannot keep the dashboard's governance digests: %s", exc)
