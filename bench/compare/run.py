@@ -470,10 +470,11 @@ def main() -> None:
                 print(f"{name_} ({proposals} proposals)", file=sys.stderr, flush=True)
                 try:
                     raw = bench.run(system, seeded)
-                except SystemExit:
+                except SystemExit as exc:  # keep the other systems' figures
                     log.flush()
                     sys.stderr.write(Path(log.name).read_text()[-4000:])
-                    raise
+                    results["systems"][name_] = {"error": str(exc), "raw": {}, "summary": {}}
+                    continue
                 for figures in raw.values():
                     for f in figures:
                         if "bytes_up" in f:
@@ -482,6 +483,8 @@ def main() -> None:
                     "raw": raw,
                     "summary": {k: summarize(v) for k, v in raw.items()},
                 }
+                out_path.parent.mkdir(parents=True, exist_ok=True)
+                out_path.write_text(json.dumps(results, indent=1))  # partial, in case
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results["ratios"] = ratios(results)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,21 @@ const [command, ...args] = process.argv.slice(2)
 const now = () => performance.now() / 1000
 const sameHeads = (a, b) => a && b && a.length === b.length && a.every((h, i) => h === b[i])
 
+// find(), retried when a peer answers "unavailable" while the server is still busy with
+// earlier requests (seen under load with 1,000 parallel finds); counted in the output.
+let retries = 0
+async function find(repo, url) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await repo.find(url)
+    } catch (err) {
+      if (attempt >= 20 || !String(err).includes("unavailable")) throw err
+      retries++
+      await new Promise(r => setTimeout(r, 50 * (attempt + 1)))
+    }
+  }
+}
+
 async function stdinLines(onLine) {
   const rl = readline.createInterface({ input: process.stdin })
   for await (const line of rl) {
@@ -109,9 +124,9 @@ async function sync(dir, port, serverDir) {
   const expected = JSON.parse(fs.readFileSync(path.join(serverDir, "heads.json"), "utf8"))
   const indexUrl = fs.readFileSync(path.join(serverDir, "index-url"), "utf8")
   const { repo, received } = clientRepo(dir, port)
-  const index = await repo.find(indexUrl)
+  const index = await find(repo, indexUrl)
   const urls = index.doc().docs
-  const handles = await Promise.all(urls.map(url => repo.find(url)))
+  const handles = await Promise.all(urls.map(url => find(repo, url)))
   const deadline = Date.now() + 600_000
   for (;;) {
     const done = handles.every(
@@ -124,15 +139,15 @@ async function sync(dir, port, serverDir) {
   await repo.flush()
   const seconds = now() - start
   await repo.shutdown()
-  return { seconds, docs: handles.length }
+  return { seconds, docs: handles.length, find_retries: retries }
 }
 
 async function live(dir, port, serverDir) {
   const indexUrl = fs.readFileSync(path.join(serverDir, "index-url"), "utf8")
   const { repo } = clientRepo(dir, port)
-  const index = await repo.find(indexUrl)
+  const index = await find(repo, indexUrl)
   const urls = index.doc().docs
-  const handles = await Promise.all(urls.map(url => repo.find(url)))
+  const handles = await Promise.all(urls.map(url => find(repo, url)))
   console.log("SYNCED")
   await stdinLines(async line => {
     if (!line.startsWith("expect ")) return false
