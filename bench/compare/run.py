@@ -429,6 +429,53 @@ def ratios(results: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+TARGETS = [  # (ratio key, target text, met?)
+    (
+        "cold_clone_automerge_over_circle_node_time",
+        "automerge-repo time / circle-node >= 3",
+        lambda v: v >= 3,
+    ),
+    (
+        "cold_clone_pycrdt_over_circle_node_time",
+        "pycrdt-websocket time / circle-node >= 1",
+        lambda v: v >= 1,
+    ),
+    (
+        "churn_circle_node_over_automerge_bytes",
+        "circle-node bytes / automerge-repo <= 0.5",
+        lambda v: v <= 0.5,
+    ),
+    (
+        "no_change_circle_node_protocol_round_trips",
+        "circle-node protocol round trips = 1",
+        lambda v: v == 1,
+    ),
+    (
+        "cold_clone_client_rss_circle_node_over_automerge",
+        "client RSS / automerge-repo < 1",
+        lambda v: v < 1,
+    ),
+    (
+        "cold_clone_client_rss_circle_node_over_pycrdt",
+        "client RSS / pycrdt-websocket < 1",
+        lambda v: v < 1,
+    ),
+]
+
+
+def ratios_table(results: dict[str, Any]) -> str:
+    """Targets of issue 7 against the run's ratios (signatures on)."""
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    got = results["ratios"]
+    for key, text, met in TARGETS:
+        value = got.get(key)
+        verdict = "-" if value is None else ("yes" if met(value) else "**no**")
+        lines.append(f"| {text} | {value if value is not None else '-'} | {verdict} |")
+    value = got.get("cold_clone_verify_cost")
+    lines.append(f"| (cold clone time, verification on / off) | {value} | |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--proposals", type=int, default=10_000)
@@ -490,7 +537,7 @@ def main() -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=1))
     print(table(results))
-    print(json.dumps(results["ratios"], indent=1))
+    print(ratios_table(results))
     print(
         f"raw figures: {out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path}"
     )
