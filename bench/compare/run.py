@@ -62,14 +62,14 @@ def systems(seed: int) -> dict[str, System]:
         "circle-node (no verify)": System(
             "circle-node (no verify)", cn, ["--no-verify"], seed_from="circle-node"
         ),
+        "pycrdt-websocket": System(
+            "pycrdt-websocket",
+            [str(WORK / "pyenv" / "bin" / "python"), str(HERE / "drivers" / "pycrdt_driver.py")],
+        ),
         "automerge-repo": System(
             "automerge-repo",
             ["node", str(WORK / "js" / "automerge_driver.mjs")],
             needs_server_dir=True,
-        ),
-        "pycrdt-websocket": System(
-            "pycrdt-websocket",
-            [str(WORK / "pyenv" / "bin" / "python"), str(HERE / "drivers" / "pycrdt_driver.py")],
         ),
     }
 
@@ -192,10 +192,12 @@ class Bench:
         )
         return {**result, "process_seconds": wall, "client_rss": rss, **self.proxy.counts()}
 
-    def run(self, system: System, seeded: dict[str, Path]) -> dict[str, list[dict[str, Any]]]:
+    def run(
+        self, system: System, seeded: dict[str, Path], out: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        """Fill ``out`` scenario by scenario (what finished stays if a later one fails)."""
         base = self.tmp / system.name.replace(" ", "_")
         base.mkdir()
-        out: dict[str, list[dict[str, Any]]] = {}
         if system.seed_from is None:
             seeded[system.name] = base / "seed"
             result, wall, rss = run_once(
@@ -230,7 +232,10 @@ class Bench:
             figures["server_rss"] = server.stop()
             out["no_change"].append(figures)
         print(f"  {system.name}: live, reload", file=sys.stderr, flush=True)
-        out["live_edit"] = self.live(system, server_dir, client, base)
+        try:
+            out["live_edit"] = self.live(system, server_dir, client, base)
+        except SystemExit as exc:  # reload still runs
+            out["live_edit_error"] = [{"error": str(exc)}]
         out["reload"] = []
         for _ in range(self.reps):
             extra = [str(server_dir)] if system.needs_server_dir else []
@@ -238,7 +243,6 @@ class Bench:
             out["reload"].append(
                 {**result, "process_seconds": wall, "rss": rss, "disk": disk_bytes(client)}
             )
-        return out
 
     def live(
         self, system: System, server_dir: Path, client: Path, base: Path
@@ -254,6 +258,17 @@ class Bench:
             text=True,
             env=env(),
         )
+        try:
+            return self._live_edits(system, server, proc, base)
+        finally:
+            for p in (proc, server.proc):
+                if p.returncode is None:
+                    p.kill()
+                    p.wait()
+
+    def _live_edits(
+        self, system: System, server: Server, proc: subprocess.Popen[str], base: Path
+    ) -> list[dict[str, Any]]:
         assert proc.stdin is not None
         assert proc.stdout is not None
         if (line := proc.stdout.readline().strip()) != "SYNCED":
@@ -515,20 +530,23 @@ def main() -> None:
                 if system.seed_from and system.seed_from not in seeded:
                     raise SystemExit(f"{name_} needs {system.seed_from} in the same run")
                 print(f"{name_} ({proposals} proposals)", file=sys.stderr, flush=True)
+                raw: dict[str, list[dict[str, Any]]] = {}
+                error = None
                 try:
-                    raw = bench.run(system, seeded)
-                except SystemExit as exc:  # keep the other systems' figures
+                    bench.run(system, seeded, raw)
+                except SystemExit as exc:  # keep what finished, and the other systems
                     log.flush()
                     sys.stderr.write(Path(log.name).read_text()[-4000:])
-                    results["systems"][name_] = {"error": str(exc), "raw": {}, "summary": {}}
-                    continue
+                    error = str(exc)
+                errors = [e["error"] for e in raw.pop("live_edit_error", [])]
                 for figures in raw.values():
                     for f in figures:
                         if "bytes_up" in f:
                             f["bytes_total"] = f["bytes_up"] + f["bytes_down"]
                 results["systems"][name_] = {
                     "raw": raw,
-                    "summary": {k: summarize(v) for k, v in raw.items()},
+                    "summary": {k: summarize(v) for k, v in raw.items() if v},
+                    "errors": [e for e in (error, *errors) if e],
                 }
                 out_path.parent.mkdir(parents=True, exist_ok=True)
                 out_path.write_text(json.dumps(results, indent=1))  # partial, in case

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -35,6 +36,7 @@ from pycrdt.websocket.websocket import HttpxWebsocket
 
 CONCURRENCY = 64  # rooms synced at once by a client
 INDEX = "index"
+UNLIMITED = httpx.Limits(max_connections=None)  # one WebSocket per room, all open when live
 
 
 def store_class(directory: Path) -> type[SQLiteYStore]:
@@ -180,7 +182,7 @@ async def sync(directory: Path, port: int) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     store = store_class(directory)
     limit = anyio.Semaphore(CONCURRENCY)
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(limits=UNLIMITED) as client:
         index = await sync_room(client, port, store, INDEX)
         names = [str(n) for n in index.get("rooms", type=Array)]
 
@@ -199,38 +201,37 @@ async def live(directory: Path, port: int) -> None:
     store = store_class(directory)
     changed = anyio.Event()
     docs: dict[int, Doc] = {}
-    async with httpx.AsyncClient() as client, anyio.create_task_group() as tg:
+    async with httpx.AsyncClient(limits=UNLIMITED) as client, anyio.create_task_group() as tg:
         index = await sync_room(client, port, store, INDEX)
         names = [str(n) for n in index.get("rooms", type=Array)]
         ready = anyio.Semaphore(0, max_value=len(names))
-        limit = anyio.Semaphore(CONCURRENCY)
+        limit = anyio.Semaphore(CONCURRENCY)  # rooms connecting at once
         stop = anyio.Event()
 
+        async def write(ystore: SQLiteYStore, update: bytes) -> None:
+            async with DB_LOCK:
+                await ystore.write(update)
+
         async def hold(name: str) -> None:
-            nonlocal changed
-            async with AsyncExitStack() as stack, anyio.create_task_group() as inner:
+            async with AsyncExitStack() as stack:
                 ystore, doc = await open_room(stack, store, name)
                 docs[int(name.rsplit("/p", 1)[1])] = doc
-                async with limit:
-                    ws_cm = aconnect_ws(f"http://127.0.0.1:{port}/{name}", client)
-                    ws = await ws_cm.__aenter__()
-                    provider = Provider(doc, HttpxWebsocket(ws, name))
-                    await provider.__aenter__()
+                await limit.acquire()
+                async with (
+                    aconnect_ws(f"http://127.0.0.1:{port}/{name}", client) as ws,
+                    Provider(doc, HttpxWebsocket(ws, name)) as provider,
+                ):
                     await provider.synced.wait()
+                    limit.release()
 
-                async def write(update: bytes) -> None:
-                    async with DB_LOCK:
-                        await ystore.write(update)
+                    def persist(event: Any) -> None:
+                        nonlocal changed
+                        tg.start_soon(write, ystore, event.update)
+                        changed.set()
 
-                def persist(event: Any) -> None:
-                    inner.start_soon(write, event.update)
-                    changed.set()
-
-                doc.observe(persist)
-                ready.release()
-                await stop.wait()
-                await provider.__aexit__(None, None, None)
-                await ws_cm.__aexit__(None, None, None)
+                    doc.observe(persist)
+                    ready.release()
+                    await stop.wait()
 
         for name in names:
             tg.start_soon(hold, name)
@@ -246,8 +247,8 @@ async def live(directory: Path, port: int) -> None:
                 changed = anyio.Event()
                 await changed.wait()
             print("SEEN", flush=True)
-        stop.set()
-        tg.cancel_scope.cancel()
+        await anyio.sleep(0.2)  # the last edits' writes
+        os._exit(0)  # closing 1,000 sockets one by one is not part of any figure
 
 
 async def load(directory: Path) -> dict[str, Any]:
