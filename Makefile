@@ -31,9 +31,14 @@ unit: $(VENV)/.installed
 
 test: lint unit
 
+# The comparison with automerge-repo and pycrdt-websocket installs them into
+# bench/compare/.work/ on first use (npm and PyPI); BENCH_REPS=5 for the documented run.
+BENCH_REPS ?= 1
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/sync.py --small
+	$(BIN)/python bench/compare/run.py --small --reps $(BENCH_REPS) \
+		--out bench/compare/.work/last-small.json
 
 # Long runs, not part of `make test` (docs/security.md). Each fuzz target runs FUZZ_SECONDS;
 # atheris is installed into the venv on first use.

@@ -1,0 +1,8 @@
+"""The comparison benchmark's modules (``bench/compare``) are importable by these tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "compare"))
