@@ -269,3 +269,16 @@ async def test_bundle_for_a_rotated_node_keeps_its_circles(net: Net) -> None:
     assert (await net.sync(b, a))[1].error is None  # A learns the hand-over
     plan = await plan_export(a.replica, for_node=b.public)
     assert (plan.circles, plan.excluded) == ([circle], [other])
+
+
+async def test_no_bundle_for_a_retired_node_key(net: Net) -> None:
+    """Once A saw B's hand-over, B's old key is retired: a bundle `--for` it (whose genesis
+    would be sealed to that key, so whoever holds it reads the circle) is refused."""
+    a, b = await net.node("a"), await net.node("b")
+    await circle_on(a, guest=b)
+    old = b.public
+    assert (await plan_export(a.replica, for_node=old)).circles
+    await rotate(b)
+    assert (await net.sync(b, a))[1].error is None  # A learns the hand-over
+    with pytest.raises(AuthorizationError, match="retired"):
+        await plan_export(a.replica, for_node=old)
