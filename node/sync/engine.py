@@ -378,6 +378,10 @@ class PeerSync:
             return 0
         if not self.synced.is_set():
             return 0
+        if self.peer is not None and await KeyRing(self.replica.store).handover_from(self.peer):
+            # retired since the session began (we learned its hand-over meanwhile)
+            await self.close(f"node key {self.peer.hex()[:12]} was retired by a hand-over")
+            return 0
         state = (await self.replica.auth_log(circle)).full()
         if not self.identity.may_host(circle, state):
             return 0

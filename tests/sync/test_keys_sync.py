@@ -282,3 +282,31 @@ async def test_no_bundle_for_a_retired_node_key(net: Net) -> None:
     assert (await net.sync(b, a))[1].error is None  # A learns the hand-over
     with pytest.raises(AuthorizationError, match="retired"):
         await plan_export(a.replica, for_node=old)
+
+
+async def test_live_session_of_a_key_retired_meanwhile_gets_no_more_pushes(net: Net) -> None:
+    """A live session opened with B's old key (say, by whoever stole it) while it was still
+    good: once A learns B's hand-over, A pushes nothing more to it and ends it."""
+    a, b = await net.node("a"), await net.node("b")
+    founder = KeyPair.generate()
+    circle = await local.create_circle(
+        a.replica, founder, name="c", creator_name="f", home=a.public
+    )
+    await local.add_member(
+        a.replica, founder, circle, member=KeyPair.generate().public, name="g",
+        level=Level.WRITE, home=b.public,
+    )  # fmt: skip
+    thief = type(b)("thief", b.key, (await net.node("t")).replica)
+    end_a, end_t = MemoryChannel.pair()
+    live_a = PeerSync(a.replica, a.key, end_a, initiator=False, live=True)
+    live_t = PeerSync(thief.replica, thief.key, end_t, initiator=True, live=True)
+    runs = asyncio.gather(live_a.run(), live_t.run())
+    async with asyncio.timeout(10):
+        await live_a.synced.wait()
+        await live_t.synced.wait()
+        await rotate(b)
+        assert (await net.sync(b, a))[1].error is None  # A learns the hand-over
+        op = await local.author_record(a.replica, founder, circle, b"\x81\xa1t\xa4note")
+        assert await live_a.push(circle, [(op.op_id, op.wire())]) == 0
+        await runs
+    assert op.op_id not in await thief.replica.store.known_op_ids([op.op_id])
