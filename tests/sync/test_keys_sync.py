@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 from typing import TYPE_CHECKING
 
 import pytest
@@ -310,3 +311,32 @@ async def test_live_session_of_a_key_retired_meanwhile_gets_no_more_pushes(net: 
         assert await live_a.push(circle, [(op.op_id, op.wire())]) == 0
         await runs
     assert op.op_id not in await thief.replica.store.known_op_ids([op.op_id])
+
+
+async def test_live_session_stops_pushing_agreed_circles_once_the_agreement_expires(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agreement is honoured only while in force: a live session with a partner node
+    opened before it expired gets no pushes of the agreed circle after it."""
+    a, p = await net.node("a"), await net.node("p")
+    founder = KeyPair.generate()
+    shared = await local.create_circle(
+        a.replica, founder, name="shared", creator_name="f", home=a.public
+    )
+    await federate(a, p, [shared])
+    end_a, end_p = MemoryChannel.pair()
+    live_a = PeerSync(a.replica, a.key, end_a, initiator=False, live=True)
+    live_p = PeerSync(p.replica, p.key, end_p, initiator=True, live=True)
+    runs = asyncio.gather(live_a.run(), live_p.run())
+    async with asyncio.timeout(10):
+        await live_a.synced.wait()
+        await live_p.synced.wait()
+        assert await p.replica.circles() == {shared}
+        first = await local.author_record(a.replica, founder, shared, b"\x81\xa1t\xa4note")
+        assert await live_a.push(shared, [(first.op_id, first.wire())]) == 1
+        later = int(time.time()) + 7200  # the agreement (and certificates) ended meanwhile
+        monkeypatch.setattr("node.keyring.time", types.SimpleNamespace(time=lambda: later))
+        op = await local.author_record(a.replica, founder, shared, b"\x81\xa1t\xa5note2")
+        assert await live_a.push(shared, [(op.op_id, op.wire())]) == 0
+        await live_a.close("done")
+        await runs
