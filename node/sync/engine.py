@@ -295,7 +295,10 @@ class PeerSync:
             await self._stream(circle, theirs)
         else:
             await self._send(Ops(circle, [], more=False))
-        self._answered.add(circle)
+        if circle in self._offer or circle in self._to_sync:
+            # remembered only when bounded by the offers: a stream of HAVEs for made-up
+            # circles (each answered empty) must not grow this set
+            self._answered.add(circle)
         await self._maybe_done()
 
     async def _stream(self, circle: bytes, theirs: dict[bytes, int]) -> None:
