@@ -128,6 +128,18 @@ class KeyRing:
     async def learn(self, links: list[Handover]) -> int:
         """Store verified hand-over links; how many were new. ProtocolError (nothing
         stored) if one conflicts with a hand-over already stored for the same old key."""
+        fresh = await self._unknown(links)
+        if fresh:
+            async with self.store.write():
+                # again inside the transaction: another session (or process) may have
+                # stored a hand-over of the same old key since the first look
+                fresh = await self._unknown(fresh)
+                for link in fresh:
+                    await self.store.set_meta(HANDOVER + link.old.hex(), link.wire)
+        return len(fresh)
+
+    async def _unknown(self, links: list[Handover]) -> list[Handover]:
+        """The links not stored yet; ProtocolError if one conflicts with a stored one."""
         fresh = []
         for link in links:
             known = await self.handover_from(link.old)
@@ -138,11 +150,7 @@ class KeyRing:
                     f"conflicting hand-over: node key {link.old.hex()[:12]} was already handed "
                     f"over to {known.new.hex()[:12]}; the old key may be compromised"
                 )
-        if fresh:
-            async with self.store.write():
-                for link in fresh:
-                    await self.store.set_meta(HANDOVER + link.old.hex(), link.wire)
-        return len(fresh)
+        return fresh
 
     # ---- federation ---------------------------------------------------------------------
 

@@ -340,3 +340,23 @@ async def test_live_session_stops_pushing_agreed_circles_once_the_agreement_expi
         assert await live_a.push(shared, [(op.op_id, op.wire())]) == 0
         await live_a.close("done")
         await runs
+
+
+async def test_concurrent_conflicting_hand_overs_keep_exactly_one(net: Net) -> None:
+    """Two sessions presenting different hand-overs of one old key at the same moment (the
+    owner and a thief racing): one is stored, the other is refused as conflicting, never
+    both accepted with the last write silently winning."""
+    a = await net.node("a")
+    old = KeyPair.generate()
+    one = make_handover(old, KeyPair.generate().public, 1, 0)
+    two = make_handover(old, KeyPair.generate().public, 1, 0)
+    results = await asyncio.gather(
+        KeyRing(a.replica.store).learn([one]),
+        KeyRing(a.replica.store).learn([two]),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["ProtocolError", "int"]
+    stored = await KeyRing(a.replica.store).handover_from(old.public)
+    winner = one if results[0] == 1 else two
+    assert stored is not None
+    assert stored.new == winner.new
