@@ -22,7 +22,8 @@ Invariants:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from node.crypto.credentials import Credentials, decode_credentials
 from node.crypto.federation import Agreement, NodeCert, open_agreement, open_cert
@@ -42,13 +43,19 @@ class PeerIdentity:
 
     node: bytes
     previous: frozenset[bytes] = frozenset()
-    partner_circles: frozenset[bytes] = frozenset()
+    # circle -> unix second at which the agreement (or a certificate it rests on) ends, so
+    # that a long live session stops naming the circle then
+    partner_until: Mapping[bytes, int] = field(default_factory=dict)
+
+    @property
+    def partner_circles(self) -> frozenset[bytes]:
+        return frozenset(self.partner_until)
 
     def may_host(self, circle: bytes, state: AuthState) -> bool:
         hosts = state.hosts()
         if self.node in hosts or not self.previous.isdisjoint(hosts):
             return True
-        return circle in self.partner_circles
+        return time.time() < self.partner_until.get(circle, 0)
 
 
 class KeyRing:
@@ -82,11 +89,15 @@ class KeyRing:
     async def own_roots(self, node: bytes) -> set[bytes]:
         """The organisation roots whose certificates for ``node`` (or a key it took over)
         we hold and are in force."""
+        return set(await self._own_roots_until(node))
+
+    async def _own_roots_until(self, node: bytes) -> dict[bytes, int]:
+        """``own_roots``, each with when its (latest-ending) certificate expires."""
         creds = await self.own_credentials()
         keys = {node} | {h.old for h in chain_to(creds.handovers, node)}
         now = int(time.time())
         certs = [open_cert(w) for w in creds.certs]
-        return {c.root for c in certs if c.node in keys and c.in_force(now)}
+        return _roots_until([c for c in certs if c.node in keys], now)
 
     async def store_rotation(self, credentials: Credentials, link: Handover) -> None:
         """Our new credentials and our own hand-over, in one transaction."""
@@ -117,6 +128,18 @@ class KeyRing:
     async def learn(self, links: list[Handover]) -> int:
         """Store verified hand-over links; how many were new. ProtocolError (nothing
         stored) if one conflicts with a hand-over already stored for the same old key."""
+        fresh = await self._unknown(links)
+        if fresh:
+            async with self.store.write():
+                # again inside the transaction: another session (or process) may have
+                # stored a hand-over of the same old key since the first look
+                fresh = await self._unknown(fresh)
+                for link in fresh:
+                    await self.store.set_meta(HANDOVER + link.old.hex(), link.wire)
+        return len(fresh)
+
+    async def _unknown(self, links: list[Handover]) -> list[Handover]:
+        """The links not stored yet; ProtocolError if one conflicts with a stored one."""
         fresh = []
         for link in links:
             known = await self.handover_from(link.old)
@@ -127,11 +150,7 @@ class KeyRing:
                     f"conflicting hand-over: node key {link.old.hex()[:12]} was already handed "
                     f"over to {known.new.hex()[:12]}; the old key may be compromised"
                 )
-        if fresh:
-            async with self.store.write():
-                for link in fresh:
-                    await self.store.set_meta(HANDOVER + link.old.hex(), link.wire)
-        return len(fresh)
+        return fresh
 
     # ---- federation ---------------------------------------------------------------------
 
@@ -194,14 +213,27 @@ class KeyRing:
 
     async def _partner_circles(
         self, keys: set[bytes], certs: list[NodeCert], ours: bytes
-    ) -> frozenset[bytes]:
+    ) -> dict[bytes, int]:
+        """Circles agreed for the peer's roots, each with when the last agreement naming
+        it (or a certificate that agreement rests on) ends."""
         now = int(time.time())
-        roots = {c.root for c in certs if c.node in keys and c.in_force(now)}
+        roots = _roots_until([c for c in certs if c.node in keys], now)
         if not roots:
-            return frozenset()
-        mine = await self.own_roots(ours)
-        circles: set[bytes] = set()
+            return {}
+        mine = await self._own_roots_until(ours)
+        circles: dict[bytes, int] = {}
         for agreement in await self.agreements():
             if agreement.partner in roots and agreement.root in mine and agreement.in_force(now):
-                circles |= agreement.circles
-        return frozenset(circles)
+                until = min(agreement.expires, roots[agreement.partner], mine[agreement.root])
+                for circle in agreement.circles:
+                    circles[circle] = max(circles.get(circle, 0), until)
+        return circles
+
+
+def _roots_until(certs: list[NodeCert], now: int) -> dict[bytes, int]:
+    """The roots of the certificates in force, each with its latest expiry."""
+    roots: dict[bytes, int] = {}
+    for cert in certs:
+        if cert.in_force(now):
+            roots[cert.root] = max(roots.get(cert.root, 0), cert.expires)
+    return roots

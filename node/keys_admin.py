@@ -33,7 +33,8 @@ import msgspec
 from node.config import render_config
 from node.crypto.backup import BackupKey, BackupPayload, open_backup, seal_backup
 from node.crypto.credentials import Credentials, decode_credentials
-from node.crypto.handover import MAX_CHAIN, Handover, chain_to, make_handover
+from node.crypto.federation import open_cert
+from node.crypto.handover import MAX_CHAIN, Handover, chain_to, make_handover, open_handover
 from node.crypto.keys import KeyKind, KeyPair, seal_key, write_key_file
 from node.errors import KeyFileError, NodeError, StorageError
 from node.home import NEXT_NODE_KEY_FILE, NodeHome, _kdf_limits, write_atomic
@@ -119,6 +120,19 @@ def _plan_members(home: NodeHome, backup: BackupPayload) -> tuple[list[BackupKey
     return add, kept
 
 
+def _checked_credentials(blob: bytes) -> Credentials | None:
+    """The backup's credentials, every statement in them opened; DecodeError or
+    SignatureError if any is bad (a later handshake would trip over it)."""
+    if not blob:
+        return None
+    credentials = decode_credentials(blob)
+    for wire in credentials.handovers:
+        open_handover(wire)
+    for wire in credentials.certs:
+        open_cert(wire)
+    return credentials
+
+
 async def restore(home: NodeHome, backup: BackupPayload, passphrase: str) -> Restored:
     """Restore ``backup`` into ``home`` (see the module docstring)."""
     node_key = backup.node.keypair
@@ -131,14 +145,15 @@ async def restore(home: NodeHome, backup: BackupPayload, passphrase: str) -> Res
             f"backup ({node_key.public.hex()[:8]}): restore into an empty directory"
         )
     add, kept = _plan_members(home, backup)
+    credentials = _checked_credentials(backup.credentials)  # before anything is written
     if created:
         home.init(backup.node.name, backup.listen, passphrase, key=node_key)
     for member in add:
         home.add_member_key(member.keypair, member.name, member.created, passphrase)
-    if backup.credentials:
+    if credentials is not None:
         async with _keyring(home) as ring:
             if not (await ring.own_credentials()).encode():
-                await ring.set_own_credentials(decode_credentials(backup.credentials))
+                await ring.set_own_credentials(credentials)
     return Restored(created, node_key.public, [m.name for m in add], kept)
 
 

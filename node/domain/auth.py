@@ -139,6 +139,7 @@ class KeyState:
     boundaries: list[int] = field(default_factory=list)
     levels: list[Level] = field(default_factory=list)
     home: bytes | None = None  # a device key's home node (member keys: MemberInfo.home)
+    retired: bool = False  # a device its member retired: no later op raises its level
 
     def set_from(self, boundary: int, level: Level) -> None:
         """From ``boundary`` on, the key holds ``level`` (overrides later segments)."""
@@ -344,7 +345,7 @@ def _apply_member(state: AuthState, entry: AuthEntry, body: SetMember) -> bool:
     home = body.home if body.home is not None else (previous.home if previous else None)
     state.members[body.member] = MemberInfo(body.name, home, body.level, entry.op_id, body.decision)
     for author, key_state in state.keys.items():
-        if key_state.member == body.member:
+        if key_state.member == body.member and not (key_state.retired and body.level):
             key_state.set_from(body.cuts.get(author, 0) + 1, body.level)
     return True
 
@@ -365,6 +366,7 @@ def _apply_device(state: AuthState, entry: AuthEntry, body: SetDevice) -> bool:
     if existing is None or existing.member != member:
         return False
     existing.set_from(body.cut + 1, Level.NONE)
+    existing.retired = True
     return True
 
 

@@ -158,7 +158,7 @@ def read_manifest(stream: BinaryIO, size: int) -> Manifest:
         raise DecodeError("the archive manifest is damaged (its checksum does not match)")
     try:
         manifest = _manifest_decoder.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError included
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise DecodeError(f"the archive manifest does not decode: {exc}") from exc
     circles = [entry.circle for entry in manifest.circles]
     if len(set(circles)) != len(circles):

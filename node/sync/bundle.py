@@ -152,8 +152,16 @@ async def plan_export(
             raise NotFound(f"this node does not hold circle {circle.hex()}")
     excluded: list[bytes] = []
     if for_node is not None:
-        # a node that rotated its key keeps hosting what its old keys hosted
-        target = PeerIdentity(for_node, await KeyRing(replica.store).previous_keys(for_node))
+        # a node that rotated its key keeps hosting what its old keys hosted; a retired key
+        # hosts nothing (a sync session presenting it is refused too)
+        ring = KeyRing(replica.store)
+        retired = await ring.handover_from(for_node)
+        if retired is not None:
+            raise AuthorizationError(
+                f"node key {short(for_node)} was retired by a hand-over to "
+                f"{short(retired.new)}: export --for the new key"
+            )
+        target = PeerIdentity(for_node, await ring.previous_keys(for_node))
         excluded = [c for c in chosen if not target.may_host(c, await replica.auth_state(c))]
         if circles is not None and excluded:
             raise AuthorizationError(

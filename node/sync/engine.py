@@ -295,7 +295,10 @@ class PeerSync:
             await self._stream(circle, theirs)
         else:
             await self._send(Ops(circle, [], more=False))
-        self._answered.add(circle)
+        if circle in self._offer or circle in self._to_sync:
+            # remembered only when bounded by the offers: a stream of HAVEs for made-up
+            # circles (each answered empty) must not grow this set
+            self._answered.add(circle)
         await self._maybe_done()
 
     async def _stream(self, circle: bytes, theirs: dict[bytes, int]) -> None:
@@ -377,6 +380,10 @@ class PeerSync:
         if self.session.state is not State.OPEN or self.identity is None:
             return 0
         if not self.synced.is_set():
+            return 0
+        if self.peer is not None and await KeyRing(self.replica.store).handover_from(self.peer):
+            # retired since the session began (we learned its hand-over meanwhile)
+            await self.close(f"node key {self.peer.hex()[:12]} was retired by a hand-over")
             return 0
         state = (await self.replica.auth_log(circle)).full()
         if not self.identity.may_host(circle, state):

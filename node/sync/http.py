@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/msgpack"
 MAX_BODY = 1024 * 1024
 MAX_MESSAGES = 4096  # per exchange, either way
+MAX_REPLY = 4 * MAX_BODY  # bytes of one reply a client reads
 
 
 @dataclass(frozen=True)
@@ -452,9 +453,13 @@ class HttpChannel:
             ) as response:
                 if response.status != 200:
                     raise status_problem(self._peer, response.status, self._session is not None)
-                if (response.content_length or 0) > 4 * MAX_BODY:
+                if (response.content_length or 0) > MAX_REPLY:
                     raise ProtocolError(f"{self._peer} sent an oversized sync reply")
-                payload = await response.read()
+                payload = bytearray()  # bounded as it arrives: a chunked reply names no length
+                async for chunk in response.content.iter_any():
+                    payload += chunk
+                    if len(payload) > MAX_REPLY:
+                        raise ProtocolError(f"{self._peer} sent an oversized sync reply")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise network_error(self._peer, exc, connecting=self._session is None) from exc
         try:

@@ -92,3 +92,19 @@ async def test_interrupted_rename_is_finished_by_unlock(
     assert (home.path / NEXT_NODE_KEY_FILE).exists()
     assert fresh.unlock_node(PASS).public == fresh.node_public
     assert not (home.path / NEXT_NODE_KEY_FILE).exists()
+
+
+async def test_restore_with_bad_credentials_writes_nothing(tmp_path: Path, home: NodeHome) -> None:
+    """A backup whose credentials blob does not decode is refused before the home is
+    created (no half-restored home left behind)."""
+    from node.crypto.backup import BackupKey, open_backup, seal_backup
+    from node.errors import NodeError
+
+    k0 = home.unlock_node(PASS)
+    node = BackupKey(k0.seed, "hall", 1)
+    sealed = seal_backup(node, "127.0.0.1:7401", [], b"\xc1 not credentials", PASS)
+    target = NodeHome(tmp_path / "restored")
+    with pytest.raises(NodeError):
+        await keys_admin.restore(target, open_backup(sealed, PASS), PASS)
+    assert not target.is_initialised()
+    assert not target.path.exists() or not any(target.path.iterdir())

@@ -478,3 +478,21 @@ def test_discard_forgets_ops_and_rebuilds_chains() -> None:
     h.log.discard({add_w})
     assert h.log.full().level_at(W, 1) == Level.NONE
     assert h.log.last_auth_by_author[A] == h.genesis
+
+
+def test_a_retired_device_stays_retired_when_its_member_changes_level() -> None:
+    """A member's later level change must not bring back a device it retired: neither its
+    signing level above the cut nor its home as a host."""
+    h = History()
+    h.add(A, member(W, Level.READ, 11))
+    h.add(W, SetDevice(device=DEV, ycid=21, home=HOME_B))
+    assert HOME_B in h.state().hosts()
+    h.add(W, SetDevice(device=DEV, ycid=21, active=False, cut=2))
+    assert HOME_B not in h.state().hosts()
+    h.add(A, member(W, Level.WRITE, cuts={W: h.seqs[W]}))
+    state = h.state()
+    assert state.level_at(W, 10) == Level.WRITE
+    assert [state.level_at(DEV, s) for s in (2, 3, 10)] == [Level.READ, Level.NONE, Level.NONE]
+    assert HOME_B not in state.hosts()
+    h.add(A, member(W, Level.NONE, cuts={W: h.seqs[W], DEV: 1}))
+    assert h.state().level_at(DEV, 2) == Level.NONE  # a removal still cuts it further

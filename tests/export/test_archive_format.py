@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pytest
@@ -130,3 +131,18 @@ def test_fuzz_mutated_archives(data: st.DataObject) -> None:
         assert decode_all(bytes(blob)) >= 0
     except DecodeError:
         pass
+
+
+def test_bad_utf8_in_the_manifest_is_a_decode_error() -> None:
+    """A manifest string that is not UTF-8 (checksum recomputed, as anyone editing the file
+    can) is a DecodeError, not a UnicodeDecodeError escaping as a traceback."""
+    (length,) = LENGTH.unpack(SAMPLE[len(MAGIC) : len(MAGIC) + LENGTH.size])
+    start = len(MAGIC) + LENGTH.size
+    manifest = SAMPLE[start : start + length]
+    assert manifest.count(b"\xa6Garden") >= 1
+    bad = manifest.replace(b"\xa6Garden", b"\xa6Garde\xff")
+    head = MAGIC + LENGTH.pack(length) + bad
+    checksum = hashlib.blake2b(head, digest_size=32).digest()
+    forged = head + checksum + SAMPLE[start + length + 32 :]
+    with pytest.raises(DecodeError, match="does not decode"):
+        decode_all(forged)

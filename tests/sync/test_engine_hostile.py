@@ -416,3 +416,27 @@ async def test_honest_side_hangs_up_after_ending_a_session_with_an_error(
     assert stats.error is not None
     async with asyncio.timeout(2):
         await peer.drain()
+
+
+async def test_have_for_circles_nobody_offered_is_not_remembered(
+    world: World, scripted_peer: Scripted
+) -> None:
+    """HAVEs for made-up circles are answered empty (nothing revealed) but not remembered:
+    a stream of them must not grow the session's memory without bound."""
+    strangers = [os.urandom(16) for _ in range(50)]
+    honest, peer = scripted_peer(world.a, world.h)
+    task = asyncio.create_task(honest.run())
+    circles = [world.circle, world.other]
+    async with asyncio.timeout(10):
+        await peer.handshake()
+        await peer.send(Summary(os.urandom(32), 2), Offer({c: bytes(16) for c in circles}))
+        await peer.send(*(Have(c, {}) for c in strangers))
+        while {o.circle for o in peer.of(Ops)} < set(strangers):
+            assert await peer.next() is not None
+        assert not set(strangers) & honest._answered
+        await peer.send(*(Have(c, {}) for c in circles))
+        while {h.circle for h in peer.of(Have)} != set(circles):
+            assert await peer.next() is not None
+        await peer.send(*(Ops(c, [], more=False) for c in circles), Done())
+        stats = await task
+    assert stats.error is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 from typing import TYPE_CHECKING
 
 import pytest
@@ -269,3 +270,93 @@ async def test_bundle_for_a_rotated_node_keeps_its_circles(net: Net) -> None:
     assert (await net.sync(b, a))[1].error is None  # A learns the hand-over
     plan = await plan_export(a.replica, for_node=b.public)
     assert (plan.circles, plan.excluded) == ([circle], [other])
+
+
+async def test_no_bundle_for_a_retired_node_key(net: Net) -> None:
+    """Once A saw B's hand-over, B's old key is retired: a bundle `--for` it (whose genesis
+    would be sealed to that key, so whoever holds it reads the circle) is refused."""
+    a, b = await net.node("a"), await net.node("b")
+    await circle_on(a, guest=b)
+    old = b.public
+    assert (await plan_export(a.replica, for_node=old)).circles
+    await rotate(b)
+    assert (await net.sync(b, a))[1].error is None  # A learns the hand-over
+    with pytest.raises(AuthorizationError, match="retired"):
+        await plan_export(a.replica, for_node=old)
+
+
+async def test_live_session_of_a_key_retired_meanwhile_gets_no_more_pushes(net: Net) -> None:
+    """A live session opened with B's old key (say, by whoever stole it) while it was still
+    good: once A learns B's hand-over, A pushes nothing more to it and ends it."""
+    a, b = await net.node("a"), await net.node("b")
+    founder = KeyPair.generate()
+    circle = await local.create_circle(
+        a.replica, founder, name="c", creator_name="f", home=a.public
+    )
+    await local.add_member(
+        a.replica, founder, circle, member=KeyPair.generate().public, name="g",
+        level=Level.WRITE, home=b.public,
+    )  # fmt: skip
+    thief = type(b)("thief", b.key, (await net.node("t")).replica)
+    end_a, end_t = MemoryChannel.pair()
+    live_a = PeerSync(a.replica, a.key, end_a, initiator=False, live=True)
+    live_t = PeerSync(thief.replica, thief.key, end_t, initiator=True, live=True)
+    runs = asyncio.gather(live_a.run(), live_t.run())
+    async with asyncio.timeout(10):
+        await live_a.synced.wait()
+        await live_t.synced.wait()
+        await rotate(b)
+        assert (await net.sync(b, a))[1].error is None  # A learns the hand-over
+        op = await local.author_record(a.replica, founder, circle, b"\x81\xa1t\xa4note")
+        assert await live_a.push(circle, [(op.op_id, op.wire())]) == 0
+        await runs
+    assert op.op_id not in await thief.replica.store.known_op_ids([op.op_id])
+
+
+async def test_live_session_stops_pushing_agreed_circles_once_the_agreement_expires(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agreement is honoured only while in force: a live session with a partner node
+    opened before it expired gets no pushes of the agreed circle after it."""
+    a, p = await net.node("a"), await net.node("p")
+    founder = KeyPair.generate()
+    shared = await local.create_circle(
+        a.replica, founder, name="shared", creator_name="f", home=a.public
+    )
+    await federate(a, p, [shared])
+    end_a, end_p = MemoryChannel.pair()
+    live_a = PeerSync(a.replica, a.key, end_a, initiator=False, live=True)
+    live_p = PeerSync(p.replica, p.key, end_p, initiator=True, live=True)
+    runs = asyncio.gather(live_a.run(), live_p.run())
+    async with asyncio.timeout(10):
+        await live_a.synced.wait()
+        await live_p.synced.wait()
+        assert await p.replica.circles() == {shared}
+        first = await local.author_record(a.replica, founder, shared, b"\x81\xa1t\xa4note")
+        assert await live_a.push(shared, [(first.op_id, first.wire())]) == 1
+        later = int(time.time()) + 7200  # the agreement (and certificates) ended meanwhile
+        monkeypatch.setattr("node.keyring.time", types.SimpleNamespace(time=lambda: later))
+        op = await local.author_record(a.replica, founder, shared, b"\x81\xa1t\xa5note2")
+        assert await live_a.push(shared, [(op.op_id, op.wire())]) == 0
+        await live_a.close("done")
+        await runs
+
+
+async def test_concurrent_conflicting_hand_overs_keep_exactly_one(net: Net) -> None:
+    """Two sessions presenting different hand-overs of one old key at the same moment (the
+    owner and a thief racing): one is stored, the other is refused as conflicting, never
+    both accepted with the last write silently winning."""
+    a = await net.node("a")
+    old = KeyPair.generate()
+    one = make_handover(old, KeyPair.generate().public, 1, 0)
+    two = make_handover(old, KeyPair.generate().public, 1, 0)
+    results = await asyncio.gather(
+        KeyRing(a.replica.store).learn([one]),
+        KeyRing(a.replica.store).learn([two]),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["ProtocolError", "int"]
+    stored = await KeyRing(a.replica.store).handover_from(old.public)
+    winner = one if results[0] == 1 else two
+    assert stored is not None
+    assert stored.new == winner.new

@@ -24,8 +24,8 @@ from node.errors import NetworkError, ProtocolError
 from node.local import add_member, create_circle
 from node.replica import Replica
 from node.sync.engine import Channel, PeerSync, SyncStats
-from node.sync.http import HttpChannel, HttpLimits
-from node.sync.protocol import SyncSession
+from node.sync.http import MAX_BODY, HttpChannel, HttpLimits
+from node.sync.protocol import MAX_MESSAGE, SyncSession
 from node.sync.transport import (
     HTTP_SESSIONS,
     SyncServer,
@@ -299,3 +299,29 @@ def test_bad_peer_urls_are_refused(text: str) -> None:
 
     with pytest.raises(ConfigError):
         parse_peer_url(text)
+
+
+async def test_http_client_refuses_an_oversized_chunked_reply() -> None:
+    """A hostile server streaming a huge reply without Content-Length (chunked) is refused
+    once it passes the client's bound, instead of being read whole into memory."""
+    message = b"x" * (MAX_MESSAGE - 16)
+    count = 4 * MAX_BODY // len(message) + 2
+    reply = msgspec.msgpack.encode({"session": "s", "messages": [message] * count, "closed": False})
+    assert len(reply) > 4 * MAX_BODY
+
+    async def hostile(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for i in range(0, len(reply), 64 * 1024):
+            await response.write(reply[i : i + 64 * 1024])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/sync/http", hostile)
+    async with SyncServer(app, "127.0.0.1", 0) as server, aiohttp.ClientSession() as http:
+        channel = HttpChannel(http, f"{server.url}/sync/http", peer=server.url)
+        await channel.send(b"hello")
+        with pytest.raises(ProtocolError, match="oversized"):
+            await channel.receive()
