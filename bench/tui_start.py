@@ -176,7 +176,7 @@ def measure(proposals: int) -> tuple[dict[str, float], dict[str, float], float, 
     """Build a home with ``proposals`` in a child process, then time the TUI on it twice:
     the first launch folds every circle (no governance digest stored yet), the second
     reads the digests the first one stored (what every later start-up does while the
-    circles are unchanged; see node/tui/digest.py)."""
+    circles are unchanged; see node/digests.py)."""
     with tempfile.TemporaryDirectory() as name:
         path = Path(name) / "home"
         started = time.perf_counter()
