@@ -5,8 +5,11 @@ store with a deadline; nothing asserts on timings."""
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sys
 from collections.abc import Awaitable, Callable
 
+import pytest
 from test_service import Node, config, converged, nodes, peer, shared_circle, until
 
 from node.digest_refresh import DigestConfig
@@ -122,3 +125,29 @@ def _started(service: NodeService) -> Callable[[], Awaitable[bool]]:
 
 async def _synced(service: NodeService) -> bool:
     return any(s.synced.is_set() for s in service.sessions)
+
+
+async def test_a_failed_refresh_is_logged_and_the_node_runs_on(
+    nodes: list[Node], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh child fails (a Python that exits 1 at once), then cannot even start:
+    B logs both, keeps serving and writing, and retries; its store is untouched."""
+    _, b, _ = nodes
+    circle = await shared_circle(b)
+    caplog.set_level(logging.WARNING, logger="node.digest_refresh")
+
+    def logged(text: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return any(text in r.getMessage() for r in caplog.records)
+
+        return check
+
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    async with NodeService(b.replica, b.key, refreshing()) as sb:
+        await until(logged("digest refresh failed (exit 1)"), within=30)
+        monkeypatch.setattr(sys, "executable", str(b.path.parent / "no-such-python"))
+        await until(logged("cannot start the governance digest refresh"), within=30)
+        await propose(b, circle, "Still writable")
+        assert sb.failure is None
+        assert not sb.failed.is_set()
+    assert await DigestTable(b.replica.store).get(circle) is None
