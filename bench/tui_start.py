@@ -11,9 +11,13 @@ unlock screen (keys sealed with the fast test KDF, so argon2id does not dominate
 until the dashboard has rendered its data; then it launches again on the same home.
 The top-level figures are the second launch (the circles' governance digests stored by
 the first, as on every start-up after one); ``first_launch`` holds the first, which folds
-every circle. As a baseline measured in the same run, it times
-an empty app reaching its first screen. Prints one JSON line; peak RSS is the process's
-``ru_maxrss`` (the store build runs in a child process so it does not count).
+every circle (a start right after a sync or bundle import when nothing refreshed the
+digests); ``node_refresh`` times the node's own background refresh of every digest (the
+child process ``serve`` and ``bundle import`` run) and ``first_launch_after_node_refresh``
+the launch that follows it (the first start after a sync or import now). As a baseline
+measured in the same run, it times an empty app reaching its first screen. Prints one
+JSON line; peak RSS is the process's ``ru_maxrss`` (the store build runs in a child
+process so it does not count).
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ import json
 import os
 import platform
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 os.environ["CIRCLE_NODE_FAST_KDF"] = "1"  # before node.home reads it; test-only keys
 
@@ -172,11 +179,32 @@ async def launch(path: Path) -> dict[str, float]:
     }
 
 
-def measure(proposals: int) -> tuple[dict[str, float], dict[str, float], float, float]:
-    """Build a home with ``proposals`` in a child process, then time the TUI on it twice:
-    the first launch folds every circle (no governance digest stored yet), the second
-    reads the digests the first one stored (what every later start-up does while the
-    circles are unchanged; see node/tui/digest.py)."""
+def node_refresh(path: Path) -> dict[str, float]:
+    """Forget every stored digest (as after a big sync or bundle import, which change every
+    circle), then run the digest refresh exactly as ``serve`` and ``bundle import`` do (the
+    ``python -m node.digest_refresh`` child, niced) and time it."""
+    store = path / "store.db"
+    with closing(sqlite3.connect(store)) as db, db:
+        db.execute("DELETE FROM digests")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "node.digest_refresh", str(store)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads(done.stdout)
+    return {"refresh_s": round(time.perf_counter() - started, 3), "stored": report["stored"]}
+
+
+def measure(proposals: int) -> dict[str, Any]:
+    """Build a home with ``proposals`` in a child process, then time the TUI on it:
+    ``first``: no governance digest stored yet (a sync or bundle import just changed every
+    circle and nothing refreshed them: the TUI folds every circle, as before the node kept
+    digests itself); ``second``: reads the digests the first one stored (every later
+    start-up while the circles are unchanged); ``after_node_refresh``: the digests dropped
+    again, refreshed by the node's background refresh, then a launch (the first launch
+    after a sync or import now). See node/digests.py and node/digest_refresh.py."""
     with tempfile.TemporaryDirectory() as name:
         path = Path(name) / "home"
         started = time.perf_counter()
@@ -185,7 +213,17 @@ def measure(proposals: int) -> tuple[dict[str, float], dict[str, float], float, 
         build_s = time.perf_counter() - started
         store_mb = (path / "store.db").stat().st_size / 2**20
         first = asyncio.run(launch(path))
-        return first, asyncio.run(launch(path)), build_s, store_mb
+        second = asyncio.run(launch(path))
+        refresh = node_refresh(path)
+        after = asyncio.run(launch(path))
+        return {
+            "first": first,
+            "second": second,
+            "refresh": refresh,
+            "after_node_refresh": after,
+            "build_s": build_s,
+            "store_mb": store_mb,
+        }
 
 
 def main() -> None:
@@ -196,8 +234,9 @@ def main() -> None:
     if args.home:
         asyncio.run(build(Path(args.home), args.proposals))
         return
-    baseline, _, _, _ = measure(0)
-    cold, figures, build_s, store_mb = measure(args.proposals)
+    baseline = measure(0)["second"]
+    run = measure(args.proposals)
+    figures = run["second"]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     ratio = figures["launch_to_dashboard_s"] / max(baseline["launch_to_dashboard_s"], 1e-3)
     print(
@@ -206,10 +245,12 @@ def main() -> None:
                 "bench": "tui_start",
                 "proposals": args.proposals,
                 "circles": CIRCLES,
-                "store_mb": round(store_mb, 1),
-                "build_s": round(build_s, 1),
+                "store_mb": round(run["store_mb"], 1),
+                "build_s": round(run["build_s"], 1),
                 **figures,
-                "first_launch": cold,
+                "first_launch": run["first"],
+                "node_refresh": run["refresh"],
+                "first_launch_after_node_refresh": run["after_node_refresh"],
                 "baseline_empty_launch_to_dashboard_s": baseline["launch_to_dashboard_s"],
                 "ratio_to_empty": round(ratio, 2),
                 "peak_rss_mb": round(peak_kb / 1024, 1),

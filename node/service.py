@@ -12,6 +12,10 @@ and pushes each valid op stored after a session's cursor to that session once it
 sync is done. An op stored while a session's initial sync runs may be both synced and
 pushed; the receiver counts it as a duplicate.
 
+Digests: with ``config.digests`` set (``serve`` sets it) a :class:`DigestRefresher` keeps
+the governance digests of changed circles fresh in a child process, debounced; stopping
+the service terminates a refresh in flight.
+
 Reconnect: after a session ends or a dial fails, a dialer waits
 ``uniform(0, min(cap, base * 2**failures))`` seconds (capped exponential backoff with
 full jitter); a session that completed its initial sync resets ``failures`` to 0.
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.crypto.ops import Signer, encode_wire
+from node.digest_refresh import DigestConfig, DigestRefresher
 from node.errors import ConfigError, NodeError
 from node.home import parse_listen
 from node.replica import Replica
@@ -63,6 +68,7 @@ class ServiceConfig:
     connect_timeout: float = 10.0  # seconds to reach a peer
     limits: HttpLimits = field(default_factory=HttpLimits)  # the HTTP fallback's limits
     peer_limits: PeerLimits = field(default_factory=PeerLimits)  # what one peer may cost us
+    digests: DigestConfig | None = None  # refresh governance digests (serve: on); None: off
 
 
 def backoff_delay(failures: int, base: float, cap: float) -> float:
@@ -98,6 +104,8 @@ class NodeService:
         self._tasks: set[asyncio.Task[None]] = set()  # every task started, until it ends
         self._stopping = asyncio.Event()
         self._stopped = False
+        digests = self.config.digests
+        self.digests = DigestRefresher(replica, digests) if digests is not None else None
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -122,6 +130,8 @@ class NodeService:
             self._spawn(self._broadcast(), "broadcaster"),
             self._spawn(self._watch_peers(), "peer watcher"),
         ]
+        if self.digests is not None:  # off the hot path: see node/digest_refresh.py
+            self._background.append(self._spawn(self.digests.run(), "digest refresher"))
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

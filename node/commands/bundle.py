@@ -10,6 +10,9 @@ or nothing in it could be read. SIGTERM or SIGINT during an import finish the ba
 flight, then stop with :class:`~node.errors.Interrupted` (exit 130): everything counted
 is committed and running the import again resumes. It draws a progress bar on stderr for
 bundles of more than 2,000 ops when stderr is a terminal and ``--json`` is not given.
+After an import that stored ops, a background process refreshes the governance digests of
+the circles it touched (:func:`node.digest_refresh.spawn_detached`), so the next TUI
+start reads them instead of folding.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from node.commands.base import Context, Output, open_replica, run_async, short
 from node.crypto.bundle import MAX_MANIFEST_BYTES, HeightsFile, decode_heights_file
 from node.crypto.card import PREFIX, parse_card
 from node.crypto.keys import KeyPair
+from node.digest_refresh import spawn_detached
 from node.errors import CardError, ConfigError, DecodeError, NodeError, NotFound
 from node.home import ask_passphrase
 from node.sync.bundle import ExportReport, export_bundle, heights_file, import_bundle, plan_export
@@ -260,6 +264,9 @@ def import_(ctx: Context, args: argparse.Namespace) -> Output:
             report = await import_bundle(
                 replica, stream, node=home.node_public, unlock=unlock, progress=bar, stop=stop
             )
+        if report.ingest.added or report.ingest.soft_failed:  # keep the TUI's start-up fast
+            imported = {bytes.fromhex(c["circle"]) for c in report.circles}
+            spawn_detached(home.store_path, imported)
         data = report.as_dict()
         if not report.ok:
             failed = report.failed or report.skipped

@@ -17,6 +17,7 @@ from typing import Any
 from node.commands.base import Context, Output, open_replica, run_async, short
 from node.config import Settings
 from node.crypto.keys import KeyPair
+from node.digest_refresh import DigestConfig
 from node.errors import ConfigError, NodeError
 from node.home import NodeHome, ask_passphrase
 from node.logs import log_to_stderr
@@ -53,6 +54,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         poll_interval=settings.poll_interval,
         peer_refresh=settings.peer_refresh,
         connect_timeout=settings.connect_timeout,
+        digests=DigestConfig(),
         limits=HttpLimits(
             max_body=settings.http_max_body,
             max_sessions=settings.http_max_sessions,

@@ -52,6 +52,23 @@ class DigestTable:
             raise StorageError(f"cannot read the store {self.store.path}: {exc}") from exc
         return [list(counts or ()), [list(row) for row in frozen]]
 
+    async def changed_since(self, lseq: int) -> tuple[int, set[bytes]]:
+        """The store's highest arrival number now, and the circles with an op stored after
+        ``lseq`` (what a background refresh must look at; see :mod:`node.digest_refresh`)."""
+        try:
+            async with self.store.db.execute("SELECT COALESCE(MAX(lseq), 0) FROM ops") as cur:
+                row = await cur.fetchone()
+            top = int(row[0]) if row else 0
+            if top <= lseq:
+                return top, set()
+            async with self.store.db.execute(
+                "SELECT DISTINCT circle FROM ops WHERE lseq > ?", (lseq,)
+            ) as cursor:
+                rows = await cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the store {self.store.path}: {exc}") from exc
+        return top, {bytes(row[0]) for row in rows}
+
     async def put(self, circle: bytes, stamp: bytes, body: bytes) -> None:
         """Store (or replace) the digest of ``circle``, in its own transaction."""
         await self.put_many([(circle, stamp, body)])

@@ -12,13 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import node.elections  # noqa: F401  (registers election entries in every circle's logbook)
-from node.domain.auth import AuthState, Level
-from node.domain.governance.consent import OPEN_STATES, Proposal
-from node.domain.governance.logbook import LogEntry, day_of
-from node.governance import CircleGovernance, circle_logbook, load
-from node.replica import Replica
-from node.store.peers import Peer, PeerBook
-from node.tui.digest import (
+from node.digests import (
     RECENT_DECISIONS,
     Digest,
     circle_digest,
@@ -26,6 +20,12 @@ from node.tui.digest import (
     save_digests,
     stamp_of,
 )
+from node.domain.auth import AuthState, Level
+from node.domain.governance.consent import OPEN_STATES, Proposal
+from node.domain.governance.logbook import LogEntry, day_of
+from node.governance import CircleGovernance, circle_logbook, load
+from node.replica import Replica
+from node.store.peers import Peer, PeerBook
 
 
 def level_name(level: Level | None) -> str:
@@ -117,7 +117,7 @@ def summarise(cg: CircleGovernance, name: str, me: bytes, today: str) -> CircleS
 class SummaryCache:
     """Circle summaries, refolded only when the circle changed.
 
-    Each use computes the circle's stamp from the store (:func:`node.tui.digest.stamp_of`:
+    Each use computes the circle's stamp from the store (:func:`node.digests.stamp_of`:
     every chain head and every op not stored as valid); a summary is reused while its
     stamp, the member, the day and the circle's name are unchanged. Otherwise the circle's
     digest comes from the store when its stamp matches (another start-up or another TUI

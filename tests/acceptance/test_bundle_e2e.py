@@ -112,3 +112,30 @@ def test_tampered_bundle_fails_with_exit_1(world: World, where: int, message: st
     if (fresh / "store.db").exists():
         with closing(sqlite3.connect(fresh / "store.db")) as db:
             assert db.execute("SELECT COUNT(*) FROM ops").fetchone() == (0,)
+
+
+async def test_import_leaves_fresh_governance_digests(world: World) -> None:
+    """After `bundle import` returns, a background process stores the imported circle's
+    governance digest (matching the store now), so the next TUI start does not fold it."""
+    import asyncio
+
+    from node.digests import decode, digest_of, stamp_of
+    from node.governance import load
+    from node.replica import Replica
+    from node.store.digests import DigestTable
+
+    fresh = world.root / "b-digests"
+    shutil.copytree(world.b_before, fresh)
+    assert ok(cli(fresh, "bundle", "import", str(world.bundle)))["added"] >= 3
+    circle = bytes.fromhex(world.circle)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    async with Replica.open(fresh / "store.db") as replica:
+        while True:
+            await replica.refresh()
+            stored = await DigestTable(replica.store).get(circle)
+            if stored is not None and stored[0] == await stamp_of(replica, circle):
+                break
+            assert loop.time() < deadline, "no fresh digest after the import"
+            await asyncio.sleep(0.1)
+        assert decode(stored[1]) == digest_of(await load(replica, circle))

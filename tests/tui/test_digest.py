@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from tui_kit import Node
 
-import node.tui.digest as digest_module
+import node.digests as digest_module
+from node.digests import FORMAT, decode, encode, stamp_of
 from node.domain.governance.records import ProposalRec
 from node.governance import create_proposal, load, take_position
 from node.replica import Replica
 from node.store.digests import DigestTable
 from node.tui.data import SummaryCache, summarise
-from node.tui.digest import FORMAT, decode, encode, stamp_of
 
 FAR_FUTURE = "2999-01-01"  # every agreement's review is overdue then
 

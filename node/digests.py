@@ -1,6 +1,11 @@
 """A circle's governance digest: what the dashboard needs from its folded records, kept
 in the store so a start-up reads it instead of refolding every unchanged circle.
 
+Written by the TUI (for the circles it folded) and by the node itself: ``serve`` and
+``bundle import`` refresh the digests of the circles they changed in the background
+(:func:`refresh_digests`, run by :mod:`node.digest_refresh`), so the first TUI start after
+a big sync or import reads them too. Nothing here imports Textual.
+
 Folding a circle (every record through the consent rules, see :mod:`node.governance`) is
 the cost of a dashboard on a big store: about 0.15 s per 500 proposals on a Pi-class core.
 The digest is the fold's result reduced to plain values that do not depend on who looks
@@ -24,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from dataclasses import dataclass
 
 import msgspec
 
@@ -139,6 +146,18 @@ async def circle_digest(
         found = decode(stored[1])
         if found is not None:
             return found, None
+    return await fold_under(replica, circle, stamp)
+
+
+async def fold_under(replica: Replica, circle: bytes, stamp: bytes) -> tuple[Digest, bytes | None]:
+    """Fold ``circle`` whose stamp was just read as ``stamp``: the digest, and its encoding
+    if the stamp read after the fold is still ``stamp`` (else None: do not store it).
+
+    The replica's caches are dropped first if another process committed since they were
+    filled, *after* ``stamp`` was read: a commit that landed before the stamp read is then
+    folded in, and one that lands later moves the stamp, so a stored digest never mixes a
+    newer stamp with older cached state."""
+    await replica.refresh()
     digest = digest_of(await load(replica, circle))
     fresh = await stamp_of(replica, circle) == stamp
     return digest, encode(digest) if fresh else None
@@ -157,3 +176,52 @@ async def save_digests(replica: Replica, digests: dict[bytes, tuple[bytes, bytes
         )
     except NodeError as exc:
         log.warning("cannot keep the dashboard's governance digests: %s", exc)
+
+
+@dataclass
+class RefreshReport:
+    """What one :func:`refresh_digests` did."""
+
+    checked: int = 0  # circles whose stamp was compared with the stored digest's
+    folded: int = 0  # circles folded (their stored digest was missing or stale)
+    stored: int = 0  # digests stored
+    moved: int = 0  # folded, but the circle changed meanwhile: nothing stored
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "checked": self.checked,
+            "folded": self.folded,
+            "stored": self.stored,
+            "moved": self.moved,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+async def refresh_digests(replica: Replica, circles: list[bytes] | None = None) -> RefreshReport:
+    """Bring the stored digests of ``circles`` (None: every circle held) up to date: each
+    circle whose stored digest is missing, damaged or stale is folded and stored under the
+    stamp read before the fold, but only if the stamp read after the fold is the same
+    (:func:`circle_digest`); a circle that moved meanwhile is left for the next refresh
+    (or the next TUI start). Each digest is stored in its own short transaction, so an
+    interrupted refresh keeps what it finished. Store errors raise :class:`NodeError`."""
+    report = RefreshReport()
+    started = time.perf_counter()
+    await replica.refresh()
+    held = await replica.circles()
+    wanted = sorted(held if circles is None else set(circles) & held)
+    for circle in wanted:
+        stamp = await stamp_of(replica, circle)
+        report.checked += 1
+        stored = await DigestTable(replica.store).get(circle)
+        if stored is not None and stored[0] == stamp and decode(stored[1]) is not None:
+            continue
+        report.folded += 1
+        _digest, body = await fold_under(replica, circle, stamp)
+        if body is None:
+            report.moved += 1
+            continue
+        await DigestTable(replica.store).put(circle, stamp, body)
+        report.stored += 1
+    report.seconds = time.perf_counter() - started
+    return report
