@@ -55,7 +55,7 @@ def write_directory(path: Path, files: dict[str, str], force: bool) -> list[str]
     try:
         for name, text in files.items():
             target = staging / name
-            target.write_text(text, encoding="utf-8")
+            target.write_text(text, encoding="utf-8", newline="")
             _fsync(target)
         _fsync(staging)
         if path.exists():
