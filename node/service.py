@@ -66,6 +66,7 @@ class ServiceConfig:
     poll_interval: float = 1.0  # seconds between looks for ops written by other processes
     peer_refresh: float = 5.0  # seconds between looks for peers added or removed
     connect_timeout: float = 10.0  # seconds to reach a peer
+    handshake_timeout: float = 10.0  # seconds for a reached peer to finish the handshake
     limits: HttpLimits = field(default_factory=HttpLimits)  # the HTTP fallback's limits
     peer_limits: PeerLimits = field(default_factory=PeerLimits)  # what one peer may cost us
     digests: DigestConfig | None = None  # refresh governance digests (serve: on); None: off
@@ -249,7 +250,11 @@ class NodeService:
     async def _session_with(self, peer: Peer) -> bool:
         """One live session with a configured peer; True if its initial sync completed."""
         try:
-            channel = await dial(peer.url, connect_timeout=self.config.connect_timeout)
+            channel = await dial(
+                peer.url,
+                connect_timeout=self.config.connect_timeout,
+                handshake_timeout=self.config.handshake_timeout,
+            )
         except NodeError as exc:
             log.warning(
                 "cannot sync with %s: %s",
@@ -266,6 +271,7 @@ class NodeService:
             initiator=True,
             expected_peer=peer.node,
             live=True,
+            handshake_timeout=self.config.handshake_timeout,
         )
         try:
             if self._stopping.is_set():
@@ -422,6 +428,7 @@ async def sync_once(
     expected_peer: bytes | None = None,
     time_limit: float = 120.0,
     connect_timeout: float = 10.0,
+    handshake_timeout: float = 10.0,
 ) -> SyncResult:
     """One full sync round with the peer at ``url``; errors end up in the result."""
     channel: Channel | None = None
@@ -429,8 +436,19 @@ async def sync_once(
     error: str | None = None
     try:
         async with asyncio.timeout(time_limit):
-            channel = await dial(url, connect_timeout=min(connect_timeout, time_limit))
-            sync = PeerSync(replica, node_key, channel, initiator=True, expected_peer=expected_peer)
+            channel = await dial(
+                url,
+                connect_timeout=min(connect_timeout, time_limit),
+                handshake_timeout=handshake_timeout,
+            )
+            sync = PeerSync(
+                replica,
+                node_key,
+                channel,
+                initiator=True,
+                expected_peer=expected_peer,
+                handshake_timeout=handshake_timeout,
+            )
             await sync.run()
     except NodeError as exc:
         error = str(exc)

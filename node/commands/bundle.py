@@ -79,12 +79,17 @@ def progress_bar(ctx: Context, stream: TextIO | None = None) -> ProgressBar | No
 # ---- files ------------------------------------------------------------------------------
 
 
-def check_target(path: Path, force: bool) -> None:
-    """Refuse, before any prompt, to overwrite a file without --force."""
+def check_target(
+    path: Path, force: bool, replaceable: Callable[[Path], None] | None = None
+) -> None:
+    """Refuse, before any prompt, to overwrite a file without --force; with --force,
+    ``replaceable(path)`` (when given) raises unless the file may be replaced."""
     if path.exists() and not force:
         raise NodeError(f"{path} already exists: choose another name or pass --force")
     if path.exists() and not path.is_file():
         raise NodeError(f"{path} exists and is not a regular file")
+    if path.exists() and replaceable is not None:
+        replaceable(path)
 
 
 def _publish(tmp: Path, path: Path, force: bool) -> None:
@@ -116,9 +121,13 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def atomic_output(path: Path, force: bool) -> Iterator[BinaryIO]:
-    """A file that appears at ``path`` whole (temp file, fsync, rename) or not at all."""
-    check_target(path, force)
+def atomic_output(
+    path: Path, force: bool, replaceable: Callable[[Path], None] | None = None
+) -> Iterator[BinaryIO]:
+    """A file that appears at ``path`` whole (temp file, fsync, rename) or not at all.
+
+    ``replaceable`` (see :func:`check_target`) is checked again just before the rename."""
+    check_target(path, force, replaceable)
     tmp: Path | None = None
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -127,6 +136,7 @@ def atomic_output(path: Path, force: bool) -> Iterator[BinaryIO]:
             yield out
             out.flush()
             os.fsync(out.fileno())
+        check_target(path, force, replaceable)  # the target may have changed meanwhile
         _publish(tmp, path, force)
         _fsync_dir(path.parent)
     except OSError as exc:

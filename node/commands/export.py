@@ -9,7 +9,8 @@ Formats (docs/exports.md describes each):
 * ``verifier``: the standalone checker script (:mod:`node.export.standalone`), for
   someone without circle-node to check an archive's signatures and chains.
 
-Every target is checked before any work: an existing path is refused without ``--force``.
+Every target is checked before any work: an existing path is refused without ``--force``,
+and ``--force`` replaces only a previous export of the same format (:mod:`node.export.files`).
 Outputs appear whole or not at all (temp file or directory, fsync, rename). Progress goes
 to stderr when it is a terminal and the export is long.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,9 @@ from node.commands.bundle import atomic_output, check_target
 from node.export import standalone
 from node.export.archive import plan_archive, write_archive
 from node.export.collect import collect
-from node.export.files import check_directory_target, write_directory
+from node.export.files import check_directory_target, check_previous_file, write_directory
 from node.export.markdown import markdown
-from node.export.render import csv_tables
+from node.export.render import TABLES, csv_tables
 from node.replica import Replica
 
 FORMATS = ("md", "csv", "json", "archive", "verifier")
@@ -58,6 +60,14 @@ class Progress:
             sys.stderr.flush()
 
 
+CSV_FILES = frozenset(f"{name}.csv" for name in TABLES)
+
+
+def _replaceable(fmt: str) -> Callable[[Path], None]:
+    """--force replaces only an earlier export of format ``fmt``."""
+    return lambda path: check_previous_file(path, fmt)
+
+
 async def _circles(replica: Replica, texts: list[str] | None) -> list[bytes]:
     if texts:
         chosen = [await replica.resolve_circle(text) for text in texts]
@@ -70,7 +80,7 @@ async def _archive(ctx: Context, args: argparse.Namespace, path: Path) -> dict[s
     async with open_replica(ctx.home) as replica:
         circles = await _circles(replica, args.circle)
         plan = await plan_archive(replica, circles, ctx.home.config.name)
-        with atomic_output(path, bool(args.force)) as out:
+        with atomic_output(path, bool(args.force), _replaceable("archive")) as out:
             written = await write_archive(replica, plan, out, progress.ops)
     return {
         "circles": [
@@ -97,7 +107,7 @@ async def _readable(ctx: Context, args: argparse.Namespace, path: Path) -> dict[
         )
         return summary
     text = markdown(data) if args.format == "md" else json.dumps(data, indent=1) + "\n"
-    with atomic_output(path, bool(args.force)) as out:
+    with atomic_output(path, bool(args.force), _replaceable(args.format)) as out:
         out.write(text.encode("utf-8"))
     return summary
 
@@ -108,11 +118,11 @@ def export(ctx: Context, args: argparse.Namespace) -> Output:
         ctx.home.require()
     path = Path(args.out)
     if args.format == "csv":
-        check_directory_target(path, bool(args.force))
+        check_directory_target(path, bool(args.force), CSV_FILES)
     else:
-        check_target(path, bool(args.force))
+        check_target(path, bool(args.force), _replaceable(args.format))
     if args.format == "verifier":
-        with atomic_output(path, bool(args.force)) as out:
+        with atomic_output(path, bool(args.force), _replaceable("verifier")) as out:
             out.write(Path(standalone.__file__).read_bytes())
         text = f"Wrote the standalone archive checker to {path}: python3 {path} ARCHIVE"
         return Output({"format": "verifier", "out": str(path)}, text)

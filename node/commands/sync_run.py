@@ -27,6 +27,7 @@ from node.store.peers import PeerBook
 from node.sync.discovery import Discovery
 from node.sync.http import HttpLimits
 from node.sync.limits import PeerLimits
+from node.sync.transport import HANDSHAKE_TIMEOUT
 from node.sync.urls import parse_peer_url
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         peer_refresh=settings.peer_refresh,
         connect_timeout=settings.connect_timeout,
         digests=DigestConfig(),
+        handshake_timeout=settings.handshake_timeout,
         limits=HttpLimits(
             max_body=settings.http_max_body,
             max_sessions=settings.http_max_sessions,
@@ -194,6 +196,7 @@ async def sync_and_record(
     targets: list[tuple[str, bytes | None]],
     limit: float,
     connect_timeout: float,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
 ) -> list[SyncResult]:
     """One sync round with each ``(url, pinned node key)`` at once, each contact recorded
     in the peers table (what ``sync --once`` and the TUI's "sync now" do)."""
@@ -206,6 +209,7 @@ async def sync_and_record(
                 expected_peer=pin,
                 time_limit=limit,
                 connect_timeout=connect_timeout,
+                handshake_timeout=handshake_timeout,
             )
             for url, pin in targets
         )
@@ -228,9 +232,12 @@ async def _sync_all(
     targets: list[tuple[str, bytes | None]],
     limit: float,
     connect_timeout: float,
+    handshake_timeout: float,
 ) -> list[SyncResult]:
     async with open_replica(home) as replica:
-        return await sync_and_record(replica, key, targets, limit, connect_timeout)
+        return await sync_and_record(
+            replica, key, targets, limit, connect_timeout, handshake_timeout
+        )
 
 
 def _result_text(data: dict[str, Any]) -> str:
@@ -260,7 +267,9 @@ def sync(ctx: Context, args: argparse.Namespace) -> Output:
     targets = run_async(_targets(home, url))
     key = _node_key(home)
     log_to_stderr(logging.WARNING, settings.log_format)
-    results = run_async(_sync_all(home, key, targets, limit, settings.connect_timeout))
+    results = run_async(
+        _sync_all(home, key, targets, limit, settings.connect_timeout, settings.handshake_timeout)
+    )
     rows = [r.as_json() for r in results]
     failed = sum(1 for r in rows if r["error"])
     text = "\n".join(_result_text(r) for r in rows)

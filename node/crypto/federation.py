@@ -12,7 +12,7 @@ under ``"circle-node/federation/v1"``, that nodes certified by the partner's roo
 the listed circles::
 
     body = msgpack ["federation", 1, root: bin32, partner: bin32,
-                    circles: [bin16, ...] (sorted, distinct, 1..1000), issued: int,
+                    circles: [bin16, ...] (sorted, distinct, 1..900), issued: int,
                     expires: int]
 
 Times are unix seconds; a statement is in force while ``issued <= now < expires``. Both
@@ -44,7 +44,9 @@ CERT_CONTEXT = b"circle-node/node-cert/v1"
 AGREEMENT_CONTEXT = b"circle-node/federation/v1"
 CERT_PREFIX = "cncert1:"
 AGREEMENT_PREFIX = "cnfed1:"
-MAX_AGREEMENT_CIRCLES = 1000
+# What fits the 16 KiB statement cap (MAX_STATEMENT): the wire is 164 + 18 bytes per
+# circle with the largest timestamps, so 901 fit at most; 900 leaves a little room.
+MAX_AGREEMENT_CIRCLES = 900
 
 OrgName = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 
@@ -64,7 +66,7 @@ class AgreementBody(msgspec.Struct, array_like=True, frozen=True, forbid_unknown
     version: Literal[1]
     root: Bytes32
     partner: Bytes32
-    circles: Annotated[list[Bytes16], msgspec.Meta(min_length=1, max_length=1000)]
+    circles: Annotated[list[Bytes16], msgspec.Meta(min_length=1, max_length=MAX_AGREEMENT_CIRCLES)]
     issued: Stamp
     expires: Stamp
 
@@ -141,6 +143,13 @@ def make_agreement(
     if partner == root.public:
         raise DecodeError("an organisation cannot federate with itself")
     chosen = sorted(set(circles))
+    if not chosen:
+        raise DecodeError("an agreement lists at least one circle")
+    if len(chosen) > MAX_AGREEMENT_CIRCLES:
+        raise DecodeError(
+            f"an agreement lists at most {MAX_AGREEMENT_CIRCLES} circles ({len(chosen)} given): "
+            "more would not fit the 16 KiB statement limit"
+        )
     body = AgreementBody("federation", 1, root.public, partner, chosen, issued, expires)
     return open_agreement(sign_statement(root, AGREEMENT_CONTEXT, body))
 

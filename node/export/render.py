@@ -133,7 +133,16 @@ _ROWS = {
 }
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
+    """One CSV cell; text that a spreadsheet would run as a formula gets a leading ``'``.
+
+    Only strings are neutralised (OWASP CSV injection): numbers such as ``-5`` stay numbers.
+    """
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -148,7 +157,9 @@ def csv_tables(data: dict[str, Any]) -> dict[str, str]:
     tables: dict[str, str] = {}
     for name, columns in TABLES.items():
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        # CRLF rows (RFC 4180): the writer quotes a cell holding any line-terminator
+        # character, so a bare CR in a reason is quoted too instead of splitting the row.
+        writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(columns)
         for row in _ROWS[name](data):
             writer.writerow([_cell(row.get(column)) for column in columns])

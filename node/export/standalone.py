@@ -8,7 +8,9 @@ copy ``node/export/standalone.py``); it imports nothing from circle-node, so a t
 can read all of it. It checks, from the archive's bytes alone:
 
 * the file layout (docs/exports.md) and every length against its bound;
-* every op: its envelope, a canonical header, the Ed25519 signature over
+* every op: its envelope, a canonical header whose fields pass the node's own checks
+  (``node/crypto/ops.py``: field sizes, integer bounds, at most 20 deps, sorted and
+  distinct), the Ed25519 signature over
   ``b"circle-node/op/v1" || header``, the body length and BLAKE2b-256 hash, and that it is
   filed under its own circle (a genesis op's circle is the first 16 bytes of its id);
 * every author's chain in every circle: seqs 1, 2, 3... with no gap or fork, each op's
@@ -38,6 +40,9 @@ MAGIC = b"CNARCHIVE\x01"
 SIGN_CONTEXT = b"circle-node/op/v1"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_OP_BYTES = 64 * 1024
+MAX_DEPS = 20  # these bounds and sizes mirror node/crypto/ops.py, which refuses the rest
+MAX_U53 = 2**53 - 1
+MAX_U63 = 2**63 - 1
 LENGTH = struct.Struct(">I")
 GENESIS = 0
 KINDS = {0: "genesis", 1: "auth", 2: "y", 3: "record"}
@@ -105,7 +110,8 @@ def frames(stream: BinaryIO, manifest: dict[str, Any]) -> Iterator[tuple[int, by
 
 
 class Op(msgspec.Struct, array_like=True, frozen=True):
-    """The signed header, a msgpack array in exactly this order."""
+    """The signed header, a msgpack array in exactly this order (read loosely, to name the
+    op in a report; :class:`Header` holds the checks)."""
 
     v: int
     kind: int
@@ -119,6 +125,29 @@ class Op(msgspec.Struct, array_like=True, frozen=True):
     ts: int
     body_len: int
     body_hash: bytes
+
+
+B16 = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+B32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+U53 = Annotated[int, msgspec.Meta(ge=0, le=MAX_U53)]
+U63 = Annotated[int, msgspec.Meta(ge=0, le=MAX_U63)]
+
+
+class Header(msgspec.Struct, array_like=True, frozen=True):
+    """The header as the node accepts it (node/crypto/ops.py ``Header``)."""
+
+    v: int
+    kind: int
+    circle: B16
+    doc: B16 | None
+    author: B32
+    ycid: U53
+    seq: Annotated[int, msgspec.Meta(ge=1, le=MAX_U63)]
+    backlink: B32 | None
+    deps: Annotated[list[B32], msgspec.Meta(max_length=MAX_DEPS)]
+    ts: U63
+    body_len: U63
+    body_hash: B32
 
 
 def check_op(wire: bytes) -> tuple[dict[str, Any], str | None]:
@@ -142,10 +171,14 @@ def check_op(wire: bytes) -> tuple[dict[str, Any], str | None]:
     }
     if header.v != 1 or header.kind not in KINDS or len(sig) != 64 or len(header.author) != 32:
         return claims, "malformed: unknown version or kind, or bad key or signature size"
-    if msgspec.msgpack.encode(header) != header_bytes:
+    try:
+        checked = msgspec.msgpack.decode(header_bytes, type=Header)
+    except msgspec.DecodeError as exc:  # a field's size or bound, or too many deps
+        return claims, f"malformed: {exc}"
+    if msgspec.msgpack.encode(checked) != header_bytes:
         return claims, "malformed: the header is not canonically encoded"
-    if header.seq < 1:
-        return claims, "malformed: seq starts at 1"
+    if any(a >= b for a, b in zip(checked.deps, checked.deps[1:], strict=False)):
+        return claims, "malformed: deps must be sorted and unique"
     try:
         VerifyKey(header.author).verify(SIGN_CONTEXT + header_bytes, sig)
     except (BadSignatureError, ValueError):

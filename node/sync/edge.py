@@ -44,6 +44,14 @@ def network_error(url: str, exc: BaseException, *, connecting: bool) -> NetworkE
     return NetworkError(f"lost the connection to {url}: {reason}")
 
 
+def handshake_timed_out(url: str, seconds: float) -> NetworkError:
+    """The peer took the connection but did not answer the sync handshake in time."""
+    return NetworkError(
+        f"{url} accepted the connection but did not answer the sync handshake within "
+        f"{seconds:g} s (handshake_timeout): is a circle-node serving there, and not stuck?"
+    )
+
+
 def status_problem(url: str, status: int, had_session: bool) -> ProtocolError:
     if status == 404 and had_session:
         return ProtocolError(f"the sync session with {url} expired (idle too long): sync again")

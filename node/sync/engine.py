@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from node.crypto.ops import Signer, encode_wire
-from node.errors import NodeError, ProtocolError
+from node.errors import NetworkError, NodeError, ProtocolError
 from node.ingest import ingest_ops
 from node.keyring import KeyRing, PeerIdentity
 from node.replica import Replica
@@ -132,8 +132,10 @@ class PeerSync:
         initiator: bool,
         expected_peer: bytes | None = None,
         live: bool = False,
+        handshake_timeout: float | None = None,
     ) -> None:
         self.replica = replica
+        self.handshake_timeout = handshake_timeout  # the dialer's bound on the handshake
         self.channel = channel
         self.session = SyncSession(node_key, initiator, expected_peer)
         self.live = live
@@ -161,7 +163,7 @@ class PeerSync:
     async def run(self) -> SyncStats:
         reason = "sync complete"
         try:
-            await self._handshake()
+            await self._bounded_handshake()
             await self._start_sync()
             while self.session.state in (State.OPEN, State.CLOSING):
                 message = await self.channel.receive()
@@ -196,6 +198,21 @@ class PeerSync:
         await self.channel.close()
 
     # ---- phases -------------------------------------------------------------------------
+
+    async def _bounded_handshake(self) -> None:
+        """The handshake, within ``handshake_timeout`` when set: a peer that takes the
+        connection and never answers must not hold a dialer forever."""
+        if self.handshake_timeout is None:
+            await self._handshake()
+            return
+        try:
+            async with asyncio.timeout(self.handshake_timeout):
+                await self._handshake()
+        except TimeoutError:
+            raise NetworkError(
+                f"the peer did not finish the sync handshake within "
+                f"{self.handshake_timeout:g} s (handshake_timeout)"
+            ) from None
 
     async def _handshake(self) -> None:
         keyring = KeyRing(self.replica.store)

@@ -45,7 +45,7 @@ import msgspec
 from aiohttp import web
 
 from node.errors import NetworkError, NodeError, ProtocolError
-from node.sync.edge import network_error, status_problem
+from node.sync.edge import handshake_timed_out, network_error, status_problem
 from node.sync.protocol import MAX_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -381,8 +381,11 @@ class HttpChannel:
         peer: str,
         max_body: int = MAX_BODY,
         request_timeout: float = 30.0,
+        handshake_timeout: float | None = None,
     ) -> None:
         self._http = http
+        # the first exchange (it opens the session, carrying the handshake) within this
+        self._handshake = handshake_timeout
         self._url = url
         self._peer = peer
         self._budget = max_body - 1024  # room for the envelope
@@ -447,9 +450,11 @@ class HttpChannel:
     async def _post(self, messages: list[bytes]) -> ExchangeReply:
         body = _encoder.encode(ExchangeRequest(self._session, messages))
         self.posts += 1
+        first = self._session is None and self._handshake is not None
+        timeout = aiohttp.ClientTimeout(total=self._handshake) if first else self._timeout
         try:
             async with self._http.post(
-                self._url, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self._timeout
+                self._url, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=timeout
             ) as response:
                 if response.status != 200:
                     raise status_problem(self._peer, response.status, self._session is not None)
@@ -461,6 +466,8 @@ class HttpChannel:
                     if len(payload) > MAX_REPLY:
                         raise ProtocolError(f"{self._peer} sent an oversized sync reply")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if first and isinstance(exc, TimeoutError) and self._handshake is not None:
+                raise handshake_timed_out(self._peer, self._handshake) from exc
             raise network_error(self._peer, exc, connecting=self._session is None) from exc
         try:
             reply = _reply_decoder.decode(payload)

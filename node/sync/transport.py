@@ -38,7 +38,7 @@ from aiohttp import WSMsgType, web
 from node.crypto.ops import Signer
 from node.errors import NetworkError, ProtocolError
 from node.replica import Replica
-from node.sync.edge import network_error
+from node.sync.edge import handshake_timed_out, network_error
 from node.sync.engine import Channel, PeerSync, SyncStats
 from node.sync.gate import Gate, GatedProtocol, GuardedChannel, gate_middleware
 from node.sync.http import (
@@ -58,6 +58,7 @@ MAX_WS_MESSAGE = MAX_MESSAGE + 4096  # slack over the protocol's own limit
 HEARTBEAT = 30.0  # WebSocket ping interval; a peer that stops answering is dropped
 CLOSE_TIMEOUT = 5.0  # how long a WebSocket close waits for the peer's close frame
 CONNECT_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0  # the default of the `handshake_timeout` setting
 SHUTDOWN_GRACE = 2.0
 
 SessionHook = Callable[[PeerSync], AbstractAsyncContextManager[None]]
@@ -132,18 +133,31 @@ class WebSocketChannel:
 # ---- client ------------------------------------------------------------------------------
 
 
-async def dial(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> Channel:
+async def dial(
+    url: str,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
+) -> Channel:
     """Connect to a peer (see the module docstring for URL forms); NetworkError if it cannot
-    be reached, ProtocolError if what answers is no circle-node."""
+    be reached within ``connect_timeout`` or, once connected, does not answer the upgrade
+    within ``handshake_timeout``; ProtocolError if what answers is no circle-node. (The
+    HTTP fallback's first exchange has the same bound; :class:`PeerSync` bounds the sync
+    handshake itself when given ``handshake_timeout``.)"""
     target = parse_peer_url(url)
     http = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_connect=connect_timeout
+            total=None,
+            connect=connect_timeout,
+            sock_connect=connect_timeout,
+            sock_read=handshake_timeout,  # the upgrade's reply; none once upgraded
         )
     )
     channel: Channel | None = None
     try:
-        channel = await _connect(http, target, connect_timeout)
+        channel = await _connect(http, target, connect_timeout, handshake_timeout)
+    except aiohttp.SocketTimeoutError as exc:  # connected, then no answer
+        raise handshake_timed_out(target.url, handshake_timeout) from exc
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise network_error(target.url, exc, connecting=True) from exc
     finally:
@@ -152,12 +166,14 @@ async def dial(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> Channel
     return channel
 
 
-async def _connect(http: aiohttp.ClientSession, target: PeerUrl, seconds: float) -> Channel:
+async def _connect(
+    http: aiohttp.ClientSession, target: PeerUrl, seconds: float, handshake: float
+) -> Channel:
     if target.websocket is None:
         assert target.fallback is not None
-        return HttpChannel(http, target.fallback, peer=target.url)
+        return HttpChannel(http, target.fallback, peer=target.url, handshake_timeout=handshake)
     try:
-        async with asyncio.timeout(seconds):
+        async with asyncio.timeout(seconds + handshake):  # backstop over both phases
             ws = await http.ws_connect(
                 target.websocket,
                 max_msg_size=MAX_WS_MESSAGE,
@@ -176,7 +192,7 @@ async def _connect(http: aiohttp.ClientSession, target: PeerUrl, seconds: float)
             target.url,
             exc.status,
         )
-        return HttpChannel(http, target.fallback, peer=target.url)
+        return HttpChannel(http, target.fallback, peer=target.url, handshake_timeout=handshake)
     return WebSocketChannel(ws, peer=target.url, http=http)
 
 

@@ -186,13 +186,31 @@ def test_existing_outputs_are_kept_without_force(hall: Hall, tmp_path: Path) -> 
     assert refused.code == 1
     assert "--force" in refused.data["error"]
     assert target.read_text() == "keep me"
-    ok(cli(hall.path, "export", "--format", "md", "--out", str(target), "--force"))
-    assert target.read_text().startswith("# circle-node export")
+    forced = cli(hall.path, "export", "--format", "md", "--out", str(target), "--force")
+    assert forced.code == 1  # --force replaces only an earlier md export
+    assert "not a md export" in forced.data["error"]
+    assert target.read_text() == "keep me"
+    md = tmp_path / "garden.md"
+    ok(cli(hall.path, "export", "--format", "md", "--out", str(md)))
+    md.write_text(md.read_text() + "stale\n")
+    ok(cli(hall.path, "export", "--format", "md", "--out", str(md), "--force"))
+    assert md.read_text().startswith("# circle-node export")
+    assert "stale" not in md.read_text()
+    assert cli(hall.path, "export", "--format", "json", "--out", str(md), "--force").code == 1
+    assert cli(hall.path, "export", "--format", "archive", "--out", str(md), "--force").code == 1
     tables = tmp_path / "tables"
     tables.mkdir()
     (tables / "mine.txt").write_text("keep me")
     assert cli(hall.path, "export", "--format", "csv", "--out", str(tables)).code == 1
-    assert (tables / "mine.txt").read_text() == "keep me"  # --force: tests/export/test_files
+    forced = cli(hall.path, "export", "--format", "csv", "--out", str(tables), "--force")
+    assert forced.code == 1
+    assert "mine.txt" in forced.data["error"]
+    assert [p.name for p in tables.iterdir()] == ["mine.txt"]
+    assert (tables / "mine.txt").read_text() == "keep me"
+    (tables / "mine.txt").unlink()
+    ok(cli(hall.path, "export", "--format", "csv", "--out", str(tables), "--force"))
+    ok(cli(hall.path, "export", "--format", "csv", "--out", str(tables), "--force"))  # again
+    assert "positions.csv" in [p.name for p in tables.iterdir()]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
     unknown = cli(hall.path, "export", "--format", "json", "--circle", "ffffff", "--out", "x")
     assert unknown.code == 1

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from node.crypto import federation, handover
 from node.crypto.credentials import Credentials, decode_credentials
 from node.crypto.keys import KeyPair
-from node.crypto.statement import sign_statement
+from node.crypto.statement import MAX_STATEMENT, sign_statement
 from node.errors import DecodeError, SignatureError
 
 K0, K1, K2, K3 = (KeyPair.from_seed(bytes([i]) * 32) for i in range(1, 5))
@@ -144,6 +144,29 @@ def test_agreement_round_trip_and_forgeries() -> None:
         federation.open_agreement(sign_statement(ROOT, federation.AGREEMENT_CONTEXT, unsorted))
     with pytest.raises(DecodeError, match="itself"):
         federation.make_agreement(ROOT, ROOT.public, [CIRCLE_A], 0, 9)
+
+
+def test_an_agreement_of_the_most_circles_fits_the_statement_cap() -> None:
+    """900 circles (protocol.md 10.3) fit the 16 KiB statement cap even with the largest
+    timestamps, and round-trip; 901 are refused before signing, and a signed body of 901
+    (which would still squeeze under the cap) is refused when opened."""
+    most = federation.MAX_AGREEMENT_CIRCLES
+    assert most == 900
+    circles = [i.to_bytes(16, "big") for i in range(most + 1)]
+    late = 2**63 - 1
+    agreement = federation.make_agreement(ROOT, PARTNER.public, circles[:most], late - 1, late)
+    assert len(agreement.wire) <= MAX_STATEMENT
+    assert federation.agreement_from_text(agreement.to_text()) == agreement
+    assert len(agreement.circles) == most
+    with pytest.raises(DecodeError, match="at most 900 circles"):
+        federation.make_agreement(ROOT, PARTNER.public, circles, late - 1, late)
+    with pytest.raises(DecodeError, match="at least one circle"):
+        federation.make_agreement(ROOT, PARTNER.public, [], 0, 9)
+    body = federation.AgreementBody("federation", 1, ROOT.public, PARTNER.public, circles, 0, 9)
+    over = sign_statement(ROOT, federation.AGREEMENT_CONTEXT, body)
+    assert len(over) <= MAX_STATEMENT
+    with pytest.raises(DecodeError, match="900"):
+        federation.open_agreement(over)
 
 
 def test_text_forms_refuse_the_wrong_prefix() -> None:

@@ -11,13 +11,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import pytest
 from archive_bytes import archive_of, build, frame_offset, sections_of
 from conftest import Org
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.crypto.ops import decode_op
+from node.crypto.keys import KeyPair
+from node.crypto.ops import MAX_DEPS, SIGN_CONTEXT, blake2b_256, decode_op, encode_wire
+from node.errors import DecodeError
 from node.export import standalone
+from node.export.archive_format import Head
 
 SCRIPT = Path(standalone.__file__)
 ALLOWED = set(sys.stdlib_module_names) | {"nacl", "msgspec", "__future__"}
@@ -112,3 +117,57 @@ def test_fuzz_mutated_archives(data: st.DataObject) -> None:
     except standalone.Unreadable:
         return
     assert report["ok"] is False
+
+
+def _genesis(fields: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
+    """``(circle, wire, author)`` of a genesis op, correctly signed, whose header holds
+    ``fields`` over sane defaults: only the header's own checks can refuse it."""
+    key = KeyPair.generate()
+    body = b"genesis body"
+    header = {
+        "v": 1, "kind": 0, "circle": bytes(16), "doc": None, "author": key.public, "ycid": 0,
+        "seq": 1, "backlink": None, "deps": [], "ts": 0, "body_len": len(body),
+        "body_hash": blake2b_256(body),
+    } | fields  # fmt: skip
+    header_bytes = msgspec.msgpack.encode(list(header.values()))
+    sig = key.sign(SIGN_CONTEXT + header_bytes)
+    return blake2b_256(header_bytes + sig)[:16], encode_wire(header_bytes, sig, body), key.public
+
+
+REFUSED_HEADERS: dict[str, dict[str, Any]] = {
+    "unsorted deps": {"deps": [b"\x02" * 32, b"\x01" * 32]},
+    "repeated deps": {"deps": [b"\x01" * 32, b"\x01" * 32]},
+    "too many deps": {"deps": [bytes([i]) * 32 for i in range(MAX_DEPS + 1)]},
+    "short dep": {"deps": [b"\x01" * 31]},
+    "short circle": {"circle": bytes(15)},
+    "long doc": {"doc": bytes(17)},
+    "short backlink": {"backlink": bytes(31)},
+    "ycid over 2^53-1": {"ycid": 2**53},
+    "ts over 2^63-1": {"ts": 2**63},
+    "seq over 2^63-1": {"seq": 2**63},
+    "short body hash": {"body_hash": bytes(31)},
+}
+
+
+def test_headers_the_node_refuses_are_refused_too(tmp_path: Path) -> None:
+    """Signed ops whose headers break a field size, a bound or the deps order: the node's
+    decoder refuses each, and so does the script (malformed, naming the op's index)."""
+    sections: list[tuple[bytes, list[bytes]]] = []
+    heads: dict[bytes, list[Head]] = {}
+    circle, wire, author = _genesis({})  # a control: the same builder, a valid header
+    decode_op(wire)
+    sections.append((circle, [wire]))
+    heads[circle] = [Head(author, 1, decode_op(wire).op_id)]
+    for fields in REFUSED_HEADERS.values():
+        circle, wire, _author = _genesis(fields)
+        with pytest.raises(DecodeError):
+            decode_op(wire)
+        sections.append((circle, [wire]))
+    (tmp_path / "odd.cna").write_bytes(build(sections, heads))
+    code, report = run(tmp_path / "odd.cna")
+    assert code == 1
+    named = {p["index"]: p["problem"] for p in report["problems"]}
+    assert sorted(named) == list(range(1, len(REFUSED_HEADERS) + 1))  # not the control
+    assert all(problem.startswith("malformed") for problem in named.values()), named
+    deps = [named[1], named[2]]
+    assert all("sorted and unique" in problem for problem in deps), deps

@@ -16,6 +16,8 @@ import asyncio
 import base64
 import os
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from node.crypto.keys import KeyPair
@@ -148,3 +150,24 @@ async def raw_websocket(port: int) -> tuple[asyncio.StreamReader, asyncio.Stream
     status = await reader.readuntil(b"\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 101"), status
     return reader, writer
+
+
+@asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A real loopback TCP server (its port yielded) that accepts every connection, reads
+    what it is sent and never answers a byte: a dialer must give up on its own."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(4096):
+            pass
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()

@@ -6,6 +6,7 @@ Waits poll the stores with a deadline (``until``); nothing sleeps blindly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -15,6 +16,7 @@ from typing import Any
 
 import pycrdt
 import pytest
+from hostile_peer import silent_server
 
 from node.crypto.keys import KeyPair
 from node.domain.auth import Level
@@ -193,6 +195,29 @@ async def test_stopped_peer_catches_up_after_restart(nodes: list[Node]) -> None:
     assert row.node == b.key.public  # learned on first contact
     assert row.ops_sent >= 3
     assert row.last_contact is not None
+
+
+async def test_dialer_gives_up_on_a_peer_that_never_answers(nodes: list[Node]) -> None:
+    """A configured peer that accepts connections and never answers: the service's dialer
+    records a handshake_timeout error (again and again, backing off) instead of hanging."""
+    a = nodes[0]
+    slow = dataclasses.replace(config(), listen=None, connect_timeout=60.0, handshake_timeout=0.3)
+    book = PeerBook(a.replica.store)
+    for scheme in ("ws", "http+post"):
+        async with silent_server() as port:
+            url = f"{scheme}://127.0.0.1:{port}"
+            await peer(a, url)
+
+            async def gave_up(url: str = url) -> bool:
+                row = await book.get(url)
+                return row is not None and "(handshake_timeout)" in (row.last_error or "")
+
+            async with NodeService(a.replica, a.key, slow):
+                await until(gave_up)
+            row = await book.get(url)
+            assert row is not None
+            assert row.node is None
+            assert "within 0.3 s" in (row.last_error or "")
 
 
 async def test_first_contact_pins_the_peer_key(nodes: list[Node]) -> None:

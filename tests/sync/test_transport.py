@@ -17,6 +17,7 @@ import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
+from hostile_peer import silent_server
 
 from node.crypto.keys import KeyPair
 from node.domain.auth import Level
@@ -275,6 +276,66 @@ async def test_a_server_that_is_no_circle_node_is_a_protocol_error() -> None:
                 await channel.receive()
         finally:
             await channel.close()
+
+
+NO_ANSWER = r"did not answer the sync handshake within 0\.3 s \(handshake_timeout\)"
+
+
+@pytest.mark.parametrize("scheme", ["ws", "http"])
+async def test_dialer_gives_up_on_a_server_that_never_answers(scheme: str) -> None:
+    """A server that accepts the TCP connection and never answers the upgrade: the dial
+    fails with a NetworkError naming handshake_timeout, long before connect_timeout."""
+    async with silent_server() as port, asyncio.timeout(20):  # the timeout: a hang guard
+        with pytest.raises(NetworkError, match=f"127.0.0.1:{port} accepted the connection"):
+            await dial(f"{scheme}://127.0.0.1:{port}", connect_timeout=60, handshake_timeout=0.3)
+        with pytest.raises(NetworkError, match=NO_ANSWER):
+            await dial(f"{scheme}://127.0.0.1:{port}", connect_timeout=60, handshake_timeout=0.3)
+
+
+async def test_http_fallback_gives_up_on_a_server_that_never_answers(world: World) -> None:
+    """Over the plain-HTTP fallback the first exchange (the handshake) is bounded too, both
+    by the channel and by the dialing PeerSync."""
+    async with silent_server() as port, asyncio.timeout(20):  # the timeout: a hang guard
+        url = f"http+post://127.0.0.1:{port}"
+        channel = await dial(url, connect_timeout=60, handshake_timeout=0.3)
+        try:
+            await channel.send(b"hello")
+            with pytest.raises(NetworkError, match=NO_ANSWER):
+                await channel.receive()
+        finally:
+            await channel.close()
+        channel = await dial(url, connect_timeout=60, handshake_timeout=0.3)
+        stats = await PeerSync(
+            world.a.replica, world.a.key, channel, initiator=True, handshake_timeout=0.3
+        ).run()
+        assert stats.error is not None
+        assert "within 0.3 s (handshake_timeout)" in stats.error
+        assert stats.peer == ""  # never learned who it was
+
+
+async def test_dialer_gives_up_on_a_websocket_peer_that_never_says_hello(world: World) -> None:
+    """A server that completes the WebSocket upgrade and then stays silent: the dialer's
+    PeerSync ends with a clear error instead of waiting forever."""
+
+    async def mute(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:  # reads everything, answers nothing
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/sync", mute)
+    async with SyncServer(app, "127.0.0.1", 0) as server, asyncio.timeout(20):
+        channel = await dial(f"ws://{server.address}", connect_timeout=60, handshake_timeout=0.3)
+        sync = PeerSync(
+            world.a.replica, world.a.key, channel, initiator=True, handshake_timeout=0.3
+        )
+        stats = await sync.run()
+    assert (
+        stats.error == "the peer did not finish the sync handshake within 0.3 s (handshake_timeout)"
+    )
+    assert not sync.synced.is_set()
 
 
 @pytest.mark.parametrize(
