@@ -91,20 +91,27 @@ def verify_wires(
 
 
 async def ingest_ops(
-    replica: Replica, wires: Sequence[bytes], *, circle: bytes | None = None
+    replica: Replica,
+    wires: Sequence[bytes],
+    *,
+    circle: bytes | None = None,
+    provisional: bool = False,
 ) -> IngestReport:
-    """Run ops from anywhere through the pipeline in one write transaction."""
+    """Run ops from anywhere through the pipeline in one write transaction. With
+    ``provisional``, ``circle`` is marked provisional in it unless already held."""
     ops, report = verify_wires(wires, circle)
-    return await ingest_verified(replica, ops, report)
+    return await ingest_verified(replica, ops, report, circle if provisional else None)
 
 
 async def ingest_verified(
-    replica: Replica, ops: Sequence[Op], report: IngestReport
+    replica: Replica, ops: Sequence[Op], report: IngestReport, provisional: bytes | None = None
 ) -> IngestReport:
     """Steps 3 onwards for ops :func:`verify_wires` passed, in one write transaction."""
     async with replica.store.write():
         try:
             await replica.refresh()
+            if provisional is not None:
+                await replica.store.mark_provisional(provisional)
             batch = await Batch.start(replica, report)
             await batch.run(ops)
         except BaseException:
@@ -141,7 +148,7 @@ class Batch:
         store = replica.store
         batch = cls(replica, report, await store.max_lseq() + 1, await store.pending_bytes())
         # the replica mutates these in place within the transaction (new circle, freeze)
-        batch.circles = await replica.circles()
+        batch.circles = await replica.known_circles()
         batch.frozen = await replica.frozen()
         return batch
 
