@@ -10,6 +10,8 @@ the genesis, so an honest large circle still syncs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -20,11 +22,13 @@ import pytest
 from helpers import Author, dump, ingest
 
 import node.sync.engine as engine
+from node.crypto.bundle import CircleEntry, Manifest, SectionSealer, bundle_head
 from node.crypto.keys import KeyPair
 from node.crypto.ops import Op
 from node.domain.auth import Level
 from node.ingest import ingest_ops
 from node.replica import Replica
+from node.sync.bundle import ExportPlan, export_bundle, held_genesis, import_bundle
 from node.sync.engine import PeerSync, offer_for
 from node.sync.protocol import Done, Have, Offer, Ops, Summary
 from node.sync.settle import STALE_AFTER
@@ -256,3 +260,63 @@ async def test_a_kill_mid_circle_leaves_it_invisible_and_the_next_sync_settles_i
         assert await replica.store.count_ops(stranger[0].circle) == 0
         assert await replica.store.provisional() == {}
         assert (await verify_store(replica)).ok
+
+
+# ---- bundles --------------------------------------------------------------------------------
+
+
+async def test_bundle_sealing_a_stranger_circle_to_us_cannot_plant_it(
+    net: Net, tmp_path: Path
+) -> None:
+    """A hostile exporter (skipping plan_export's host check) seals a circle that does not
+    list a to a's node key: the section fails, nothing of it stays. The same exporter's
+    bundle of a circle that does list a imports as before."""
+    a, h = await net.node("a"), await net.node("h")
+    stranger = circle_ops(h.public, None, records=5)
+    hosted = circle_ops(h.public, a.public, records=5)
+    assert (await ingest(h.replica, stranger + hosted)).added == len(stranger) + len(hosted)
+    before = await dump(a.replica.store)
+    circles = [stranger[0].circle, hosted[0].circle]
+    out = io.BytesIO()
+    await export_bundle(h.replica, h.key, ExportPlan(circles, a.public, {}, []), out)
+    report = await import_bundle(
+        a.replica, io.BytesIO(out.getvalue()), node=a.public, unlock=lambda: a.key
+    )
+    assert [f["circle"] for f in report.failed] == [stranger[0].circle.hex()]
+    assert "does not list this node as a host" in report.failed[0]["error"]
+    assert report.ingest.added == len(hosted)
+    assert await a.replica.circles() == {hosted[0].circle}
+    assert await a.replica.store.count_ops(stranger[0].circle) == 0
+    assert await a.replica.store.provisional() == {}
+    after = await dump(a.replica.store)
+    assert {k: v for k, v in after.items() if k not in ("ops", "heights")} == {
+        k: v for k, v in before.items() if k not in ("ops", "heights")
+    }
+    assert (await verify_store(a.replica)).ok
+
+
+async def test_bundle_section_smuggling_another_circles_ops_stores_none_of_them(
+    net: Net,
+) -> None:
+    """A section of a circle a holds, correctly sealed, carrying a stranger circle's ops
+    (genesis included): those are refused, the stranger circle is not stored."""
+    a, h = await net.node("a"), await net.node("h")
+    held = circle_ops(a.public, None, records=2)
+    assert (await ingest(a.replica, held)).added == len(held)
+    stranger = circle_ops(h.public, None, records=3)
+    genesis = await held_genesis(a.replica, held[0].circle)
+    assert genesis is not None
+    sealer = SectionSealer(genesis.key, held[0].circle)
+    section = sealer.header
+    for op in stranger:
+        section += sealer.add(op.wire())
+    section += sealer.finish({})
+    digest = hashlib.blake2b(section, digest_size=32).digest()
+    entry = CircleEntry(held[0].circle, sealer.count, len(section), digest, None)
+    data = bundle_head(h.key, Manifest(0, None, [entry])) + section
+    report = await import_bundle(a.replica, io.BytesIO(data), node=a.public)
+    assert report.ingest.added == 0
+    assert report.ingest.reasons == {"invalid": len(stranger)}
+    assert await a.replica.circles() == {held[0].circle}
+    assert await a.replica.store.count_ops(stranger[0].circle) == 0
+    assert await a.replica.store.pending_count() == 0
