@@ -113,6 +113,8 @@ async def ingest_verified(
             if provisional is not None:
                 await replica.store.mark_provisional(provisional)
             batch = await Batch.start(replica, report)
+            if provisional is not None and await replica.store.is_provisional(provisional):
+                batch.hidden.add(provisional)
             await batch.run(ops)
         except BaseException:
             replica.invalidate()
@@ -142,6 +144,7 @@ class Batch:
         self.strangers = 0
         self.circles: set[bytes] = set()
         self.frozen: dict[tuple[bytes, bytes], int] = {}
+        self.hidden: set[bytes] = set()  # provisional circles (node/store/provisional.py)
 
     @classmethod
     async def start(cls, replica: Replica, report: IngestReport) -> Batch:
@@ -292,7 +295,7 @@ class Batch:
         circle = op.circle
         log = AuthLog(circle)
         log.add(op.op_id, op.author, 1, (), decode_genesis(op.body))
-        self.replica.install_circle(circle, log)
+        self.replica.install_circle(circle, log, held=circle not in self.hidden)
         self._accept(op, STATUS_VALID)
         self.released.append(circle)
 

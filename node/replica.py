@@ -122,11 +122,13 @@ class Replica:
             self._forwardable[circle] = cached
         return cached
 
-    def install_circle(self, circle: bytes, log: AuthLog) -> None:
-        """A genesis op was accepted in the current transaction."""
+    def install_circle(self, circle: bytes, log: AuthLog, *, held: bool = True) -> None:
+        """A genesis op was accepted in the current transaction (``held``: the circle is
+        not provisional, so ``circles()`` shows it)."""
         if self._known is not None:
             self._known.add(circle)
-        self._circles = None  # re-read: the circle may be provisional
+        if held and self._circles is not None:
+            self._circles.add(circle)
         self._logs[circle] = log
         self._heights.setdefault(circle, {})
 

@@ -35,7 +35,8 @@ authorized by ingest, so a hostile exporter can withhold ops, never forge them.
 Import invariants: a damaged, altered, truncated or undecryptable section imports nothing
 and is listed in ``sections_failed``; a bad head imports nothing at all; complete sections
 of a cut file still import; a circle this node neither holds nor can open is listed in
-``sections_skipped``; importing the same bundle twice adds nothing (all duplicates).
+``sections_skipped``; importing the same bundle twice adds nothing (all duplicates); a
+circle new here that does not list this node as a host is purged (``sections_failed``).
 This module reads and writes streams; :mod:`node.commands.bundle` owns the files (atomic
 temp file, fsync and rename on export; never over an existing file without ``--force``).
 """

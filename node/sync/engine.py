@@ -5,7 +5,8 @@ which circles the peer may host (read authorization: only circles whose auth log
 peer's node as a host are ever named or sent), digests, heights, and which ops to stream.
 Only ops stored as valid are sent. Received ops go through the one ingest pipeline, one
 committed transaction per OPS frame, so a cut loses at most one frame and the next sync
-resumes from heights.
+resumes from heights. A circle new to this node is stored provisional and kept only if
+its auth log lists this node (``node.sync.settle``): a peer cannot plant a circle here.
 
 Flow after the handshake (both sides run the same logic):
   SUMMARY (one digest over all offered circles)  -> equal on both sides: DONE
