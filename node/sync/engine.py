@@ -277,6 +277,11 @@ class PeerSync:
         for circle in sorted(self._to_sync):
             # heights name a circle's authors: only a peer that may host it learns them
             mine_to_tell = circle in held and circle in mine
+            if circle in self._new and circle in await self.replica.known_circles():
+                # left provisional by a cut session: resume it if the peer may host it
+                assert self.identity is not None
+                state = (await self.replica.auth_log(circle)).full()
+                mine_to_tell = self.identity.may_host(circle, state)
             heights = await self.replica.forwardable_heights(circle) if mine_to_tell else {}
             items = sorted(heights.items())
             chunks = [dict(items[i : i + MAX_HEIGHTS]) for i in range(0, len(items), MAX_HEIGHTS)]

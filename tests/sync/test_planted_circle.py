@@ -230,8 +230,8 @@ async def test_a_kill_mid_circle_leaves_it_invisible_and_the_next_sync_settles_i
 ) -> None:
     """Each frame commits on its own: a node killed after the first frames of a new circle
     (its rows committed, the settlement never run) does not show the circle after a
-    restart; the next sync of it confirms it (a is a host); a stranger circle left so is
-    purged by the next session once its mark is stale."""
+    restart; the next sync of it resumes from those rows and confirms it (a is a host); a
+    stranger circle left so is purged by the next session once its mark is stale."""
     b = await net.node("b")
     a_key = KeyPair.generate()
     path = tmp_path / "a-killed.db"
@@ -251,10 +251,13 @@ async def test_a_kill_mid_circle_leaves_it_invisible_and_the_next_sync_settles_i
         # the stranger's mark is old now (as after a long-dead session)
         old = int(time.time()) - STALE_AFTER - 1
         async with replica.store.write():
-            await replica.store.db.execute("UPDATE provisional SET since = ?", (old,))
+            await replica.store.db.execute(
+                "UPDATE provisional SET since = ? WHERE circle = ?", (old, stranger[0].circle)
+            )
         a = type(b)("a", a_key, replica)
         stats_a, stats_b = await net.sync(a, b)
         assert (stats_a.error, stats_b.error) == (None, None)
+        assert stats_b.ops_sent == len(hosted) - 5  # resumed from the rows it had
         assert await replica.circles() == {hosted[0].circle}
         assert await replica.store.count_ops(hosted[0].circle) == len(hosted)
         assert await replica.store.count_ops(stranger[0].circle) == 0
