@@ -35,9 +35,8 @@ async def settle(replica: Replica, ours: bytes, sender: PeerIdentity, circle: by
     store = replica.store
     keyring = KeyRing(store)
     me = PeerIdentity(ours, await keyring.previous_keys(ours))
-    partner = bool(sender.roots - await keyring.own_roots(ours)) and bool(
-        await keyring.own_roots(ours)
-    )
+    own_roots = await keyring.own_roots(ours)
+    partner = bool(own_roots) and bool(sender.roots - own_roots)
     purged: int | None = None
     async with store.write():
         try:

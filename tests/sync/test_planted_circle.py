@@ -139,6 +139,31 @@ async def test_offered_stranger_circle_is_not_planted(
     assert (await verify_store(a.replica)).ok
 
 
+async def test_offered_circle_sent_without_its_genesis_leaves_nothing_pending(
+    net: Net, scripted_peer: Scripted
+) -> None:
+    """The ops of an offered circle without its genesis would wait in pending for ever:
+    they are purged with the circle's mark at the end of its stream."""
+    a = await net.node("a")
+    h = KeyPair.generate()
+    ops = circle_ops(h.public, a.public, records=3)[1:]
+    circle = ops[0].circle
+    before = await dump(a.replica.store)
+    honest, peer = scripted_peer(a, h)
+    task = asyncio.create_task(honest.run())
+    async with asyncio.timeout(10):
+        await peer.handshake()
+        await peer.send(Summary(os.urandom(32), 1), Offer({circle: bytes(16)}))
+        while not peer.of(Have):
+            assert await peer.next() is not None
+        wires = [op.wire() for op in ops]
+        await peer.send(Have(circle, {}), Ops(circle, wires, more=False), Done())
+        stats = await task
+    assert stats.error is None
+    assert stats.ops_received == len(ops)
+    assert await dump(a.replica.store) == before
+
+
 async def test_peer_hanging_up_mid_circle_leaves_nothing(net: Net, scripted_peer: Scripted) -> None:
     """A peer that sends a stranger circle's first frames and hangs up: the session ends
     with an error, and what it stored of the circle is purged."""
