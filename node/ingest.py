@@ -91,21 +91,30 @@ def verify_wires(
 
 
 async def ingest_ops(
-    replica: Replica, wires: Sequence[bytes], *, circle: bytes | None = None
+    replica: Replica,
+    wires: Sequence[bytes],
+    *,
+    circle: bytes | None = None,
+    provisional: bool = False,
 ) -> IngestReport:
-    """Run ops from anywhere through the pipeline in one write transaction."""
+    """Run ops from anywhere through the pipeline in one write transaction. With
+    ``provisional``, ``circle`` is marked provisional in it unless already held."""
     ops, report = verify_wires(wires, circle)
-    return await ingest_verified(replica, ops, report)
+    return await ingest_verified(replica, ops, report, circle if provisional else None)
 
 
 async def ingest_verified(
-    replica: Replica, ops: Sequence[Op], report: IngestReport
+    replica: Replica, ops: Sequence[Op], report: IngestReport, provisional: bytes | None = None
 ) -> IngestReport:
     """Steps 3 onwards for ops :func:`verify_wires` passed, in one write transaction."""
     async with replica.store.write():
         try:
             await replica.refresh()
+            if provisional is not None:
+                await replica.store.mark_provisional(provisional)
             batch = await Batch.start(replica, report)
+            if provisional is not None and await replica.store.is_provisional(provisional):
+                batch.hidden.add(provisional)
             await batch.run(ops)
         except BaseException:
             replica.invalidate()
@@ -135,13 +144,14 @@ class Batch:
         self.strangers = 0
         self.circles: set[bytes] = set()
         self.frozen: dict[tuple[bytes, bytes], int] = {}
+        self.hidden: set[bytes] = set()  # provisional circles (node/store/provisional.py)
 
     @classmethod
     async def start(cls, replica: Replica, report: IngestReport) -> Batch:
         store = replica.store
         batch = cls(replica, report, await store.max_lseq() + 1, await store.pending_bytes())
         # the replica mutates these in place within the transaction (new circle, freeze)
-        batch.circles = await replica.circles()
+        batch.circles = await replica.known_circles()
         batch.frozen = await replica.frozen()
         return batch
 
@@ -285,7 +295,7 @@ class Batch:
         circle = op.circle
         log = AuthLog(circle)
         log.add(op.op_id, op.author, 1, (), decode_genesis(op.body))
-        self.replica.install_circle(circle, log)
+        self.replica.install_circle(circle, log, held=circle not in self.hidden)
         self._accept(op, STATUS_VALID)
         self.released.append(circle)
 

@@ -46,6 +46,8 @@ class PeerIdentity:
     # circle -> unix second at which the agreement (or a certificate it rests on) ends, so
     # that a long live session stops naming the circle then
     partner_until: Mapping[bytes, int] = field(default_factory=dict)
+    # roots whose certificates (in force) for its key it presented
+    roots: frozenset[bytes] = frozenset()
 
     @property
     def partner_circles(self) -> frozenset[bytes]:
@@ -208,16 +210,15 @@ class KeyRing:
             raise ProtocolError(f"the peer's credentials are invalid: {exc}") from exc
         await self.learn(links)
         previous = frozenset(link.old for link in links)
-        circles = await self._partner_circles({node, *previous}, certs, ours)
-        return PeerIdentity(node, previous, circles)
+        keys = {node, *previous}
+        roots = _roots_until([c for c in certs if c.node in keys], int(time.time()))
+        circles = await self._partner_circles(roots, ours)
+        return PeerIdentity(node, previous, circles, frozenset(roots))
 
-    async def _partner_circles(
-        self, keys: set[bytes], certs: list[NodeCert], ours: bytes
-    ) -> dict[bytes, int]:
-        """Circles agreed for the peer's roots, each with when the last agreement naming
-        it (or a certificate that agreement rests on) ends."""
+    async def _partner_circles(self, roots: dict[bytes, int], ours: bytes) -> dict[bytes, int]:
+        """Circles agreed for the peer's roots (``{root: certificate expiry}``), each with
+        when the last agreement naming it (or a certificate that agreement rests on) ends."""
         now = int(time.time())
-        roots = _roots_until([c for c in certs if c.node in keys], now)
         if not roots:
             return {}
         mine = await self._own_roots_until(ours)

@@ -32,6 +32,7 @@ class Replica:
         self._heights: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}
         self._y_end: dict[tuple[bytes, bytes, bytes], int] = {}
         self._circles: set[bytes] | None = None
+        self._known: set[bytes] | None = None  # provisional circles too (ingest's view)
         self._frozen: dict[tuple[bytes, bytes], int] | None = None
         self.stale_checkpoints: set[tuple[bytes, bytes]] = set()
         self._forwardable: dict[bytes, dict[bytes, int]] = {}
@@ -54,6 +55,7 @@ class Replica:
         self._heights.clear()
         self._y_end.clear()
         self._circles = None
+        self._known = None
         self._frozen = None
         self.stale_checkpoints.clear()
         self._forwardable.clear()
@@ -69,6 +71,13 @@ class Replica:
         if self._circles is None:
             self._circles = set(await self.store.circles())
         return self._circles
+
+    async def known_circles(self) -> set[bytes]:
+        """Circles whose genesis is stored, provisional ones (node/store/provisional.py)
+        included: what ingest files ops under. Everything else uses ``circles()``."""
+        if self._known is None:
+            self._known = set(await self.store.known_circles())
+        return self._known
 
     async def frozen(self) -> dict[tuple[bytes, bytes], int]:
         if self._frozen is None:
@@ -113,9 +122,12 @@ class Replica:
             self._forwardable[circle] = cached
         return cached
 
-    def install_circle(self, circle: bytes, log: AuthLog) -> None:
-        """A genesis op was accepted in the current transaction."""
-        if self._circles is not None:
+    def install_circle(self, circle: bytes, log: AuthLog, *, held: bool = True) -> None:
+        """A genesis op was accepted in the current transaction (``held``: the circle is
+        not provisional, so ``circles()`` shows it)."""
+        if self._known is not None:
+            self._known.add(circle)
+        if held and self._circles is not None:
             self._circles.add(circle)
         self._logs[circle] = log
         self._heights.setdefault(circle, {})

@@ -24,7 +24,17 @@ from node.ingest import IngestReport, ingest_ops
 from node.replica import Replica
 from node.store.store import Store
 
-TABLES = ("ops", "heights", "pending", "evidence", "frozen", "checkpoints", "peers", "meta")
+TABLES = (
+    "ops",
+    "heights",
+    "pending",
+    "evidence",
+    "frozen",
+    "checkpoints",
+    "peers",
+    "meta",
+    "provisional",
+)
 HOME = bytes(range(32))
 _CHAIN: Any = object()  # "use the author's current head" for ``backlink``
 

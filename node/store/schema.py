@@ -61,6 +61,12 @@ MIGRATIONS: list[list[str]] = [
         # the digest stamp asks, per circle, for the ops not stored as valid: rare rows
         "CREATE INDEX ops_not_valid ON ops(circle, author, seq) WHERE status != 0",
     ],
+    # 3: circles a sync is still fetching whose auth log has not yet shown this node as a
+    # host (node/store/provisional.py): hidden from every reader until confirmed or purged
+    [
+        """CREATE TABLE provisional (
+            circle BLOB PRIMARY KEY, since INTEGER NOT NULL) WITHOUT ROWID""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

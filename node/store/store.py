@@ -23,6 +23,7 @@ from typing import Any
 import aiosqlite
 
 from node.errors import StorageError
+from node.store.provisional import ProvisionalCircles
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 from node.store.sync_reads import SyncReads
 
@@ -67,7 +68,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
-class Store(SyncReads):
+class Store(SyncReads, ProvisionalCircles):
     """An open node store. Use ``async with Store.open(path) as store``."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
@@ -251,10 +252,6 @@ class Store(SyncReads):
             (circle, author, seq),
         )
         return row[0] if row else None
-
-    async def circles(self) -> list[bytes]:
-        rows = await self._all("SELECT circle FROM ops WHERE kind = 0 ORDER BY lseq")
-        return [r[0] for r in rows]
 
     async def frozen(self) -> dict[tuple[bytes, bytes], int]:
         rows = await self._all("SELECT circle, author, from_seq FROM frozen")

@@ -49,6 +49,7 @@ class SyncReads:
         ``(lseq, circle, op_id, header, sig, body)``. What live sync pushes."""
         return await self._all(
             "SELECT lseq, circle, op_id, header, sig, body FROM ops"
-            " WHERE lseq > ? AND status = 0 ORDER BY lseq LIMIT ?",
+            " WHERE lseq > ? AND status = 0 AND circle NOT IN (SELECT circle FROM provisional)"
+            " ORDER BY lseq LIMIT ?",
             (lseq, limit),
         )

@@ -35,7 +35,8 @@ authorized by ingest, so a hostile exporter can withhold ops, never forge them.
 Import invariants: a damaged, altered, truncated or undecryptable section imports nothing
 and is listed in ``sections_failed``; a bad head imports nothing at all; complete sections
 of a cut file still import; a circle this node neither holds nor can open is listed in
-``sections_skipped``; importing the same bundle twice adds nothing (all duplicates).
+``sections_skipped``; importing the same bundle twice adds nothing (all duplicates); a
+circle new here that does not list this node as a host is purged (``sections_failed``).
 This module reads and writes streams; :mod:`node.commands.bundle` owns the files (atomic
 temp file, fsync and rename on export; never over an existing file without ``--force``).
 """
@@ -46,7 +47,7 @@ import hashlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -78,6 +79,7 @@ from node.errors import (
 from node.ingest import MAX_PROBLEMS, IngestReport, Rejected, decode_and_verify, ingest_ops
 from node.keyring import KeyRing, PeerIdentity
 from node.replica import Replica
+from node.sync.settle import settle
 
 Progress = Callable[[int, int], None]
 StopAsked = Callable[[], bool]
@@ -431,23 +433,45 @@ class _Importer:
             self.advance(entry.count)
             return
         chunks = self.reader.chunks(index, key)
+        # a circle new here stays only if its auth log lists this node (sync/settle.py)
+        new = entry.circle not in await self.replica.circles()
+        added, purged = self.report.ingest.added, None
+        try:
+            error = await self._ingest_section(entry, chunks, start, new)
+        finally:
+            if new:
+                sender = PeerIdentity(self.reader.node)
+                purged = await settle(self.replica, self.node, sender, entry.circle)
+        if purged is not None:
+            self.report.ingest.added = added  # none of them stayed
+            error = (
+                f"circle {entry.circle.hex()} does not list this node as a host: "
+                "none of its ops were kept"
+            )
+        if error is not None:
+            self.report.section(entry.circle, entry.count, "failed", error)
+            return
+        heights = await self.replica.store.heights_for(entry.circle)
+        complete = all(heights.get(a, 0) >= seq for a, seq in final.heights.items())
+        self.report.section(entry.circle, entry.count, "imported", complete=complete)
+
+    async def _ingest_section(
+        self, entry: CircleEntry, chunks: Generator[list[bytes], None, Any], start: int, new: bool
+    ) -> str | None:
+        """Ingest the section's chunks; an error if the file failed part way."""
         while True:
             try:
                 wires = next(chunks, None)
             except (DecodeError, OSError) as exc:  # the file changed or failed since the check
                 imported = self.done - start
-                error = f"{exc} (after {imported} of its ops were ingested)"
-                self.report.section(entry.circle, entry.count, "failed", error)
                 self.advance(start + entry.count - self.done)
-                return
+                return f"{exc} (after {imported} of its ops were ingested)"
             if wires is None:
-                break
-            self.report.merge(await ingest_ops(self.replica, wires))
+                return None
+            part = await ingest_ops(self.replica, wires, circle=entry.circle, provisional=new)
+            self.report.merge(part)
             self.advance(len(wires))
             self._stop_if_asked()
-        heights = await self.replica.store.heights_for(entry.circle)
-        complete = all(heights.get(a, 0) >= seq for a, seq in final.heights.items())
-        self.report.section(entry.circle, entry.count, "imported", complete=complete)
 
 
 async def import_bundle(

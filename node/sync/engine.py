@@ -5,7 +5,8 @@ which circles the peer may host (read authorization: only circles whose auth log
 peer's node as a host are ever named or sent), digests, heights, and which ops to stream.
 Only ops stored as valid are sent. Received ops go through the one ingest pipeline, one
 committed transaction per OPS frame, so a cut loses at most one frame and the next sync
-resumes from heights.
+resumes from heights. A circle new to this node is stored provisional and kept only if
+its auth log lists this node (``node.sync.settle``): a peer cannot plant a circle here.
 
 Flow after the handshake (both sides run the same logic):
   SUMMARY (one digest over all offered circles)  -> equal on both sides: DONE
@@ -44,6 +45,7 @@ from node.sync.protocol import (
     Summary,
     SyncSession,
 )
+from node.sync.settle import settle, sweep
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,9 @@ class PeerSync:
         self.resync = asyncio.Event()
         self._offer: dict[bytes, bytes] = {}
         self._to_sync: set[bytes] = set()
+        # circles to receive that this node does not hold: kept only once their auth log,
+        # complete as the peer has it, shows this node as a host (node/store/provisional.py)
+        self._new: set[bytes] = set()
         self._answered: set[bytes] = set()
         self._received: set[bytes] = set()
         self._done_sent = False
@@ -184,6 +189,7 @@ class PeerSync:
                 extra={"peer": self.peer, "reason": str(exc)},
             )
         finally:
+            await self._settle_rest()
             self._count()
             await self.close(reason)  # never leave the peer waiting on a dead session
         return self.stats
@@ -238,6 +244,7 @@ class PeerSync:
 
     async def _start_sync(self) -> None:
         assert self.identity is not None
+        await sweep(self.replica)
         self._offer = await offer_for(self.replica, self.identity)
         self.stats.circles = len(self._offer)
         await self._send(Summary(summary_digest(self._offer), len(self._offer)))
@@ -283,9 +290,15 @@ class PeerSync:
         if self._to_sync:
             self.stats.round_trips += 1
         held = await self.replica.circles()
+        self._new = {c for c in self._to_sync if c in theirs and c not in held}
         for circle in sorted(self._to_sync):
             # heights name a circle's authors: only a peer that may host it learns them
             mine_to_tell = circle in held and circle in mine
+            if circle in self._new and circle in await self.replica.known_circles():
+                # left provisional by a cut session: resume it if the peer may host it
+                assert self.identity is not None
+                state = (await self.replica.auth_log(circle)).full()
+                mine_to_tell = self.identity.may_host(circle, state)
             heights = await self.replica.forwardable_heights(circle) if mine_to_tell else {}
             items = sorted(heights.items())
             chunks = [dict(items[i : i + MAX_HEIGHTS]) for i in range(0, len(items), MAX_HEIGHTS)]
@@ -348,15 +361,18 @@ class PeerSync:
                 return
         elif ops.circle not in self._to_sync:
             raise ProtocolError("the peer sent ops for a circle we did not ask for")
+        new = not ops.live and ops.circle in self._new
         if ops.ops:
-            await self._ingest(ops.circle, ops.ops)
+            await self._ingest(ops.circle, ops.ops, provisional=new)
         if not ops.more and not ops.live:
+            if new:
+                await self._settle(ops.circle)
             self._received.add(ops.circle)
             await self._maybe_done()
 
-    async def _ingest(self, circle: bytes, wires: list[bytes]) -> None:
+    async def _ingest(self, circle: bytes, wires: list[bytes], *, provisional: bool) -> None:
         self.stats.ops_received += len(wires)
-        report = await ingest_ops(self.replica, wires, circle=circle)
+        report = await ingest_ops(self.replica, wires, circle=circle, provisional=provisional)
         self.stats.ops_added += report.added
         self.stats.ops_rejected += report.rejected
         for reason, n in report.reasons.items():
@@ -375,6 +391,22 @@ class PeerSync:
                 },
             )
         self._remember(op.op_id for op in report.accepted)
+
+    async def _settle(self, circle: bytes) -> None:
+        self._new.discard(circle)
+        assert self.identity is not None
+        ours = self.session.node_key.public
+        if await settle(self.replica, ours, self.identity, circle) is not None:
+            self.stats.reasons["not_a_host"] = self.stats.reasons.get("not_a_host", 0) + 1
+
+    async def _settle_rest(self) -> None:
+        """A session that ends mid-stream settles what it got: a circle whose host op came
+        is kept (the next sync resumes it from heights), any other is purged."""
+        for circle in sorted(self._new):
+            try:
+                await self._settle(circle)
+            except NodeError as exc:  # the next session that fetches it settles it
+                log.warning("could not settle circle %s: %s", circle.hex()[:12], exc)
 
     async def _maybe_done(self) -> None:
         """DONE means: every HAVE answered and every answer to ours received and stored,
