@@ -283,7 +283,12 @@ class PeersScreen(DataScreen):
         try:
             settings = self.session.home.settings()
             (result,) = await sync_and_record(
-                self.session.replica, key, [(url, pin)], SYNC_SECONDS, settings.connect_timeout
+                self.session.replica,
+                key,
+                [(url, pin)],
+                SYNC_SECONDS,
+                settings.connect_timeout,
+                settings.handshake_timeout,
             )
         except NodeError as exc:
             self.post_message(SyncDone(url, str(exc), ""))
