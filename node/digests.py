@@ -10,8 +10,11 @@ Folding a circle (every record through the consent rules, see :mod:`node.governa
 the cost of a dashboard on a big store: about 0.15 s per 500 proposals on a Pi-class core.
 The digest is the fold's result reduced to plain values that do not depend on who looks
 or on the day: the open proposals with the write members still owed a position, the
-decisions, and the agreements in force with their review dates. The member and ``today``
-are applied when it is read (:func:`summary_of`), so one digest serves every member.
+decisions, the agreements in force with their review dates, the elections open for
+nominations with the write members who have not nominated (or passed) in the open round,
+and the pledges signed in this circle (a den) that their pledger has not confirmed yet.
+The member and ``today`` are applied when it is read (:func:`summary_of`), so one digest
+serves every member.
 
 Freshness. A digest is stored with a *stamp*: a hash of the digest format, every author's
 chain head in the circle (any new op of the circle, auth or record, moves one), the
@@ -30,20 +33,27 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from node.domain.governance.agreements import IN_FORCE
 from node.domain.governance.consent import OPEN_STATES
+from node.domain.governance.funding import PLEDGE_MOVES, PledgeRec, PledgeStateRec
+from node.domain.governance.funding import try_decode as try_decode_funding
+from node.domain.governance.ideas import Step, follow
+from node.domain.governance.records import record_id
+from node.elections import roles_from
 from node.errors import NodeError
-from node.governance import CircleGovernance, load
+from node.governance import CircleGovernance, RawRecord, load, valid_records
 from node.replica import Replica
 from node.store.digests import DigestTable
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump whenever the digest or the rules that fold it change meaning
+FORMAT = 2  # bump whenever the digest or the rules that fold it change meaning
 RECENT_DECISIONS = 50  # the dashboard shows the newest 50 over all circles: 50 per circle do
 
 
@@ -68,12 +78,30 @@ class ReviewItem(msgspec.Struct, array_like=True, frozen=True):
     review_date: str  # in force and not being amended: overdue once today is past it
 
 
+class NominationItem(msgspec.Struct, array_like=True, frozen=True):
+    election: bytes
+    role: str
+    round: int  # the open round
+    stage: str  # the round's stage: "nominations", or "changes" once someone changed
+    waiting: list[bytes]  # write members with no nomination (or pass) in the round yet
+
+
+class PledgeItem(msgspec.Struct, array_like=True, frozen=True):
+    pledge: bytes
+    pitch: bytes  # the pitch's id; the pitch itself lives in the proposal's circle
+    member: bytes  # the pledger: only they can confirm it
+    amount: int
+    currency: str
+
+
 class Digest(msgspec.Struct, array_like=True, frozen=True):
     format: int
     open_count: int
     open: list[OpenItem]  # by (ts, op id)
     decided: list[DecidedItem]  # the newest RECENT_DECISIONS, newest first
     reviews: list[ReviewItem]  # by (review date, id)
+    nominations: list[NominationItem] = []  # by election id
+    pledges: list[PledgeItem] = []  # still "pledged", by pledge id
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -93,8 +121,9 @@ def decode(body: bytes) -> Digest | None:
     return digest if digest.format == FORMAT else None
 
 
-def digest_of(cg: CircleGovernance) -> Digest:
-    """Reduce a folded circle to its digest."""
+def digest_of(cg: CircleGovernance, raws: Sequence[RawRecord] = ()) -> Digest:
+    """Reduce a folded circle to its digest; ``raws``, the circle's valid records
+    (:func:`node.governance.valid_records`), give its elections and pledges."""
     opened: list[OpenItem] = []
     decided: list[DecidedItem] = []
     open_count = 0
@@ -121,7 +150,61 @@ def digest_of(cg: CircleGovernance) -> Digest:
     ]
     reviews.sort(key=lambda r: (r.review_date, r.agreement))
     decided.sort(key=lambda d: (-d.ts, d.proposal))
-    return Digest(FORMAT, open_count, opened, decided[:RECENT_DECISIONS], reviews)
+    return Digest(
+        FORMAT,
+        open_count,
+        opened,
+        decided[:RECENT_DECISIONS],
+        reviews,
+        nominations_of(cg, raws),
+        pledges_of(raws),
+    )
+
+
+def nominations_of(cg: CircleGovernance, raws: Sequence[RawRecord]) -> list[NominationItem]:
+    """Every election open for nominations, with the write members who have no standing
+    nomination (or pass) in its open round (the CLI's ``election nominate`` would take
+    theirs now)."""
+    if not raws:
+        return []
+    cr = roles_from(cg, raws)
+    required = cg.required_at(None)
+    found: list[NominationItem] = []
+    for eid, election in sorted(cr.elections.elections.items()):
+        if cr.elections.phase(election) != "nominating":
+            continue
+        number = election.current_round
+        round_ = election.rounds.get(number)
+        acted = set(round_.standing()) if round_ is not None else set()
+        stage = round_.stage if round_ is not None else "nominations"
+        found.append(
+            NominationItem(eid, election.record.role, number, stage, sorted(required - acted))
+        )
+    return found
+
+
+def pledges_of(raws: Iterable[RawRecord]) -> list[PledgeItem]:
+    """The pledges signed in this circle whose chain of states, signed by their pledger
+    here, is still at ``pledged`` (the rules of :class:`node.domain.governance.funding.
+    Funding`). Whether the pitch names this circle as its den is known only in the pitch's
+    circle, so a pledge to a pitch of another den (which the den screen ignores) would be
+    listed too; the CLI and the TUI never sign one."""
+    pledges: dict[bytes, tuple[bytes, PledgeRec]] = {}
+    steps: dict[bytes, list[tuple[bytes, Step]]] = defaultdict(list)
+    for raw in raws:
+        record = try_decode_funding(raw.body)
+        if isinstance(record, PledgeRec):
+            pledges[record_id(raw.op_id)] = (raw.member, record)
+        elif isinstance(record, PledgeStateRec):
+            step = Step(raw.op_id, record.after, record.state)
+            steps[record.pledge].append((raw.member, step))
+    found: list[PledgeItem] = []
+    for pid, (member, pledge) in sorted(pledges.items()):
+        own = [step for signer, step in steps.get(pid, []) if signer == member]
+        state, _taken = follow("pledged", own, PLEDGE_MOVES)
+        if state == "pledged":
+            found.append(PledgeItem(pid, pledge.pitch, member, pledge.amount, pledge.currency))
+    return found
 
 
 async def stamp_of(replica: Replica, circle: bytes) -> bytes:
@@ -158,7 +241,7 @@ async def fold_under(replica: Replica, circle: bytes, stamp: bytes) -> tuple[Dig
     folded in, and one that lands later moves the stamp, so a stored digest never mixes a
     newer stamp with older cached state."""
     await replica.refresh()
-    digest = digest_of(await load(replica, circle))
+    digest = digest_of(await load(replica, circle), await valid_records(replica, circle))
     fresh = await stamp_of(replica, circle) == stamp
     return digest, encode(digest) if fresh else None
 

@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,8 +106,13 @@ class CircleRoles:
 async def load_roles(replica: Replica, circle: bytes) -> CircleRoles:
     """Fold every valid role and election record of ``circle``."""
     cg = await load(replica, circle)
+    return roles_from(cg, await valid_records(replica, circle))
+
+
+def roles_from(cg: CircleGovernance, raws: Iterable[RawRecord]) -> CircleRoles:
+    """The roles and elections of ``cg``'s circle from its valid records ``raws``."""
     items: list[Stamped[Any]] = []
-    for raw in await valid_records(replica, circle):
+    for raw in raws:
         record = try_decode_selection(raw.body)
         if record is not None:
             items.append(Stamped(raw.op_id, raw.author, raw.member, raw.seq, raw.ts, record))

@@ -8,6 +8,7 @@ commits (the CLI, sync) are never shadowed by a stale cache.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -23,7 +24,7 @@ from node.digests import (
 from node.domain.auth import AuthState, Level
 from node.domain.governance.consent import OPEN_STATES, Proposal
 from node.domain.governance.logbook import LogEntry, day_of
-from node.governance import CircleGovernance, circle_logbook, load
+from node.governance import CircleGovernance, RawRecord, circle_logbook, load
 from node.replica import Replica
 from node.store.peers import Peer, PeerBook
 
@@ -49,14 +50,15 @@ class CircleItem:
 
 @dataclass(frozen=True, slots=True)
 class InboxItem:
-    """Something that needs the unlocked member: a position to take, or a review due."""
+    """Something that needs the unlocked member: a position to take, a review due, a
+    nomination to make in an open election, or their own pledge to confirm."""
 
-    kind: str  # "position" or "review"
+    kind: str  # "position", "review", "nomination" or "pledge"
     circle: bytes
     circle_name: str
-    proposal: bytes
+    proposal: bytes  # the proposal, agreement, election or pledge id (by ``kind``)
     title: str
-    need: str  # what is needed, short: "position v2", "review due"
+    need: str  # what is needed, short: "position v2", "review due", "nominate", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,13 @@ class CircleSummary:
     decisions: list[DecisionItem]  # the circle's newest RECENT_DECISIONS, newest first
 
 
+def money(minor: int) -> str:
+    """Minor units as the currency's units: 25050 -> ``250.50``."""
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
+
+
 def circle_name(state: AuthState) -> str:
     return state.genesis.name if state.genesis else short(state.circle)
 
@@ -105,13 +114,40 @@ def summary_of(digest: Digest, circle: bytes, name: str, me: bytes, today: str) 
         for item in digest.reviews
         if item.review_date < today
     ]
+    inbox += [
+        InboxItem(
+            "nomination",
+            circle,
+            name,
+            item.election,
+            f"{item.role} election, round {item.round}",
+            "nominate" if item.stage == "nominations" else "change round",
+        )
+        for item in digest.nominations
+        if me in item.waiting
+    ]
+    inbox += [
+        InboxItem(
+            "pledge",
+            circle,
+            name,
+            item.pledge,
+            f"{money(item.amount)} {item.currency} to pitch {short(item.pitch)}",
+            "confirm pledge",
+        )
+        for item in digest.pledges
+        if item.member == me
+    ]
     decisions = [DecisionItem(circle, name, d.proposal, d.title, d.ts) for d in digest.decided]
     return CircleSummary(circle, digest.open_count, inbox, decisions)
 
 
-def summarise(cg: CircleGovernance, name: str, me: bytes, today: str) -> CircleSummary:
-    """Fold-to-summary in one step (what :class:`SummaryCache` gives, without caching)."""
-    return summary_of(digest_of(cg), cg.circle, name, me, today)
+def summarise(
+    cg: CircleGovernance, name: str, me: bytes, today: str, raws: Sequence[RawRecord] = ()
+) -> CircleSummary:
+    """Fold-to-summary in one step (what :class:`SummaryCache` gives, without caching;
+    ``raws``, the circle's valid records, add its nominations and pledges)."""
+    return summary_of(digest_of(cg, raws), cg.circle, name, me, today)
 
 
 class SummaryCache:

@@ -17,6 +17,7 @@ from node import elections, funding, ideas
 from node.domain.auth import Level
 from node.errors import AuthorizationError, ConfigError, NodeError
 from node.governance import create_proposal
+from node.tui.data import money as money  # kept here for the screens that import it
 from node.tui.session import Session
 
 _CLI_HINTS = [
@@ -60,13 +61,6 @@ def minor_units(text: str) -> int:
     if minor != minor.to_integral_value() or not 1 <= minor <= 10**15:
         raise ConfigError(f"{text!r}: give a positive amount with at most 2 decimals")
     return int(minor)
-
-
-def money(minor: int) -> str:
-    """Minor units as the currency's units: 25050 -> ``250.50``."""
-    sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
 
 
 # ---- elections --------------------------------------------------------------------------

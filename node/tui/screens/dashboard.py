@@ -34,6 +34,7 @@ from node.tui.widgets.tables import (
     DecisionsTable,
     InboxTable,
     PeersTable,
+    parse_inbox_key,
     parse_proposal_key,
     peer_detail,
 )
@@ -210,7 +211,21 @@ class DashboardScreen(DataScreen):
 
     @on(DataTable.RowSelected, "#inbox-table, #decisions-table")
     def open_proposal(self, event: DataTable.RowSelected) -> None:
+        other = parse_inbox_key(event.row_key.value)
+        if other is not None:
+            self.open_other(*other)
+            return
         found = parse_proposal_key(event.row_key.value)
         if found is not None:
             circle, proposal = found
             self.app.push_screen(ProposalScreen(self.session, circle, proposal))
+
+    def open_other(self, kind: str, circle: bytes) -> None:
+        """A nomination row opens its circle's elections, a pledge row the Angels Den."""
+        from node.tui.screens.den import DenScreen
+        from node.tui.screens.elections import ElectionsScreen
+
+        if kind == "nomination":
+            self.app.push_screen(ElectionsScreen(self.session, circle))
+        else:
+            self.app.push_screen(DenScreen(self.session))

@@ -27,6 +27,14 @@ def parse_proposal_key(key: str | None) -> tuple[bytes, bytes] | None:
     return bytes.fromhex(parts[0]), bytes.fromhex(parts[1])
 
 
+def parse_inbox_key(key: str | None) -> tuple[str, bytes] | None:
+    """``(kind, circle)`` of an inbox row of a nomination or a pledge, else None."""
+    parts = (key or "").split(":")
+    if len(parts) != 3 or parts[2] not in ("nomination", "pledge"):
+        return None
+    return parts[2], bytes.fromhex(parts[0])
+
+
 def state_text(state: str) -> Text:
     """A proposal state, coloured so it reads on a 16-colour console too."""
     styles = {
@@ -79,7 +87,10 @@ class InboxTable(RowTable):
     @staticmethod
     def row(item: InboxItem) -> tuple[str, tuple[Cell, ...]]:
         need = Text(item.need, style="bold red" if item.kind == "review" else "bold")
-        return proposal_key(item.circle, item.proposal), (need, item.circle_name, item.title)
+        key = proposal_key(item.circle, item.proposal)
+        if item.kind in ("nomination", "pledge"):
+            key += f":{item.kind}"  # not a proposal: Enter opens the elections or den screen
+        return key, (need, item.circle_name, item.title)
 
     def show(self, items: list[InboxItem]) -> None:
         self.fill(self.row(item) for item in items)
